@@ -1,0 +1,103 @@
+"""The Python API: one function per CLI verb, same arguments, same results.
+
+    import defectkd as dk
+    dk.api.synth("data/synth", n=64)
+    summary = dk.api.train("segment", data="data/synth", model="mcff-l", epochs=5)
+    metrics = dk.api.val(summary["best"], data="data/synth")
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .config import SegmentTrainConfig, build_config, load_yaml
+from .errors import ConfigError, DataError
+
+
+def synth(out: str | Path, n: int = 64, size: int = 256, seed: int = 0, task: str = "segment") -> Path:
+    """Write synthetic crack images and masks to OUT/images and OUT/masks."""
+    from .data.synthetic import write_synthetic_segment
+
+    if task != "segment":
+        raise ConfigError(f"data synth: task {task!r} not available yet (available: segment)")
+    if n < 1 or size < 32:
+        raise ConfigError("data synth: --n must be >= 1 and --size >= 32")
+    out = Path(out)
+    if (out / "images").is_dir() and any((out / "images").iterdir()):
+        raise DataError(f"{out}: already holds images/; choose another --out (nothing was overwritten)")
+    return write_synthetic_segment(out, n, size, seed)
+
+
+def check(path: str | Path, progress: Callable[[], None] | None = None) -> dict:
+    """Validate a data set: layout, pairs, sizes, crack fraction and every problem."""
+    from .data.check import check_dataset
+
+    return check_dataset(path, progress)
+
+
+def train(task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
+          resume: str | Path | None = None, **options: Any) -> dict:
+    """Train a model; `options` are config keys (data=, model=, epochs=, ...)."""
+    from .engine.runs import resolve_run
+    from .engine.train import fit_segment
+
+    if task != "segment":
+        raise ConfigError(f"train: task {task!r} not available yet (available: segment)")
+    if resume is not None:
+        run_dir, last = resolve_run(resume)
+        saved = load_yaml(run_dir / "config.yaml")
+        saved.update({k: v for k, v in options.items() if v is not None})
+        cfg = build_config(SegmentTrainConfig, None, saved, overrides)
+        return fit_segment(cfg, resume=last, run_dir=run_dir)
+    cfg = build_config(SegmentTrainConfig, config, options, overrides)
+    return fit_segment(cfg)
+
+
+def val(weights: str | Path, data: str | Path, split: str = "test", threshold: float | None = None,
+        tolerant: bool = True, save_dir: str | Path | None = None, project: str = "runs",
+        progress: Callable[[], None] | None = None) -> dict:
+    """Evaluate a checkpoint on a labelled split; writes metrics.json and overlays to a new val run."""
+    from .data.dataset import eval_samples
+    from .data.layouts import discover
+    from .engine.checkpoint import load_checkpoint_model
+    from .engine.evaluate import evaluate_model
+    from .engine.runs import new_run_dir
+
+    model, hp = load_checkpoint_model(weights)
+    samples = eval_samples(discover(data), split)
+    if not samples:
+        raise DataError(f"{data}: split {split!r} has no labelled pairs")
+    thr = threshold if threshold is not None else hp.get("config", {}).get("threshold", 0.5)
+    out = Path(save_dir) if save_dir else new_run_dir(project, "segment", "val")
+    metrics = evaluate_model(model, samples, threshold=thr, tolerant=tolerant, overlays=out / "overlays",
+                             progress=progress)
+    result = {"weights": str(weights), "model": hp.get("model_name"), "data": str(data), "split": split,
+              "threshold": thr, "metrics": metrics, "save_dir": str(out)}
+    (out / "metrics.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def info(model: str, imgsz: int = 448, repeats: int = 10, threads: int | None = None) -> dict:
+    """Parameters, GMACs, median CPU latency and FPS of a registered model."""
+    from .info import model_info
+
+    return model_info(model, imgsz, repeats=repeats, threads=threads)
+
+
+def models() -> list[dict]:
+    """One row per registered model: name, task, role, parameters, output form."""
+    from .info import count_parameters
+    from .models import build_model, list_models, model_spec
+
+    rows = []
+    for name in list_models():
+        spec = model_spec(name)
+        classes = spec.defaults.get("classes", 2)
+        rows.append({"name": name, "task": spec.task, "role": spec.role,
+                     "parameters": count_parameters(build_model(name)),
+                     "output": "softmax, 2 ch" if classes == 2 else "sigmoid, 1 ch",
+                     "description": spec.description})
+    return rows

@@ -1,0 +1,117 @@
+"""Validated configuration: pydantic schemas, YAML files and key=value overrides.
+
+Precedence: schema defaults < --config FILE.yaml < CLI options < key=value overrides.
+Any unknown key or badly typed value is reported as one line naming the key and its source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+
+class SegmentTrainConfig(BaseModel):
+    """Everything that defines a segmentation training run (saved as the run's config.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    task: Literal["segment"] = "segment"
+    data: str = Field(description="data set folder (any supported layout)")
+    model: str = Field("mcff-l", description="registered model name (see `defectkd models`)")
+    classes: int = Field(2, ge=1, le=2, description="2: crack/background softmax; 1: sigmoid")
+    norm: Literal["batch", "instance"] | None = Field(None, description="MCFF models only")
+    pretrained: str | None = Field(None, description="local weights file to start from")
+    epochs: int = Field(50, ge=1)
+    imgsz: int = Field(256, ge=32, description="training crop size (validation uses full images)")
+    batch: int = Field(8, ge=1)
+    workers: int = Field(2, ge=0)
+    optimizer: Literal["adamw", "rmsprop"] = "adamw"
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
+    patience: int = Field(30, ge=0, description="early-stopping patience in epochs (0: off)")
+    loss: str = Field("ce+dice", description="task loss terms joined by '+': ce, dice, focal, tversky, mcff")
+    pos_weight: float = Field(10.0, gt=0, description="crack-class weight of the ce term")
+    aux_weight: float = Field(0.4, ge=0, description="weight of non-main heads (MCFF's path heads)")
+    mask_dilate: int = Field(0, ge=0, description="dilate masks on load, 3x3 iterations (MCFF paper: 3)")
+    threshold: float = Field(0.5, gt=0, lt=1, description="crack-probability threshold for P/R/F1/IoU")
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    split_seed: int = 0
+    seed: int = 0
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+    channels_last: bool = True
+    cache: bool = Field(True, description="keep decoded images in memory")
+    time_limit: float | None = Field(None, gt=0, description="stop training after this many minutes")
+    skip_bad: bool = Field(False, description="drop unreadable/mismatched pairs instead of refusing")
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    project: str = "runs"
+    name: str | None = None
+
+    def model_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"classes": self.classes}
+        if self.norm is not None:
+            kw["norm"] = self.norm
+        return kw
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(root)"
+    if err["type"] == "extra_forbidden":
+        return f"{source}: unknown key {key!r}"
+    if err["type"] == "missing":
+        return f"{source}: required key {key!r} is missing"
+    return f"{source}: key {key!r}: {err['msg']} (got {err.get('input')!r})"
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: config must be a mapping of key: value")
+    return data
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """["lr=0.01", "loss=ce+dice"] -> {"lr": 0.01, "loss": "ce+dice"} (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def build_config(schema: type[BaseModel], file: str | Path | None = None, options: dict[str, Any] | None = None,
+                 overrides: list[str] | None = None) -> BaseModel:
+    """Merge defaults, a YAML file, CLI options (None = not given) and overrides, then validate."""
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    layers = [
+        (load_yaml(file) if file else {}, str(file)),
+        ({k: v for k, v in (options or {}).items() if v is not None}, "option"),
+        (parse_overrides(overrides), "override"),
+    ]
+    for layer, source in layers:
+        for key, value in layer.items():
+            merged[key] = value
+            sources[key] = source
+    try:
+        return schema(**merged)
+    except ValidationError as exc:
+        key = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
+        raise ConfigError(_describe(exc, sources.get(key, "config"))) from None

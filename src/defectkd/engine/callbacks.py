@@ -1,0 +1,86 @@
+"""Callbacks: one summary line per epoch, metrics.csv, and training-curve plots."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import lightning as L
+from rich.console import Console
+
+COLUMNS = ("epoch", "train/loss", "val/loss", "val/precision", "val/recall", "val/f1", "val/iou",
+           "val/ods_f1", "val/miou_2class", "lr", "seconds")
+
+
+class EpochSummary(L.Callback):
+    """Appends a row to metrics.csv and prints a compact line at the end of every epoch."""
+
+    def __init__(self, run_dir: Path, console: Console | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.csv_path = self.run_dir / "metrics.csv"
+        self.console = console or Console(stderr=True)
+        self._start = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        row = {
+            "epoch": trainer.current_epoch + 1,
+            "train/loss": m.get("train/loss_epoch", m.get("train/loss")),
+            **{k: m.get(k) for k in COLUMNS[2:9]},
+            "lr": trainer.optimizers[0].param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - self._start, 1),
+        }
+        new = not self.csv_path.exists()
+        with self.csv_path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+        def fmt(v):
+            return "-" if v is None else f"{v:.4f}"
+
+        self.console.print(
+            f"epoch {row['epoch']}/{trainer.max_epochs}  loss {fmt(row['train/loss'])}  "
+            f"val F1 {fmt(row['val/f1'])}  IoU {fmt(row['val/iou'])}  "
+            f"P {fmt(row['val/precision'])}  R {fmt(row['val/recall'])}  "
+            f"lr {row['lr']:.2e}  {row['seconds']}s", highlight=False, soft_wrap=True)
+        plot_curves(self.csv_path, self.run_dir / "curves.png")
+
+
+def plot_curves(csv_path: Path, out: Path) -> None:
+    """Loss and validation metrics against epochs, two panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with csv_path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) for r in rows]
+
+    def series(key):
+        return [float(r[key]) if r.get(key) not in (None, "") else float("nan") for r in rows]
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, series("train/loss"), label="train loss")
+    ax1.plot(epochs, series("val/loss"), label="val loss")
+    ax1.set_xlabel("epoch")
+    ax1.legend()
+    for key in ("val/f1", "val/iou", "val/precision", "val/recall"):
+        ax2.plot(epochs, series(key), label=key.split("/")[1])
+    ax2.set_xlabel("epoch")
+    ax2.set_ylim(0, 1)
+    ax2.legend()
+    ax2.set_title("crack class, threshold metrics")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

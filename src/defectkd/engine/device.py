@@ -1,0 +1,22 @@
+"""Accelerator and precision choice: bf16 autocast where the CPU has AMX/AVX512-BF16 (4x faster
+training of MCFF-L on this project's 2-core machine, measured in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def pick_accelerator(device: str) -> str:
+    if device == "gpu" or (device == "auto" and torch.cuda.is_available()):
+        return "gpu"
+    return "cpu"
+
+
+def pick_precision(precision: str, accelerator: str) -> str:
+    if precision != "auto":
+        return precision
+    if accelerator == "gpu":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    cpu_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    cpu_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return "bf16-mixed" if (cpu_bf16 or cpu_amx) else "32"

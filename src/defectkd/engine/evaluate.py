@@ -1,0 +1,56 @@
+"""Evaluation of a saved segmentation model on labelled samples: metrics and overlay images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..data.dataset import SegmentationDataset
+from ..data.layouts import Sample
+from ..metrics import SegmentationMetrics
+from ..models import crack_probability
+from .checkpoint import load_checkpoint_model
+
+
+def overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray | None) -> np.ndarray:
+    """RGB overlay: green = correct crack, red = false alarm, blue = missed crack (prediction only: red)."""
+    out = image.astype(np.float32).copy()
+    colours = []
+    if truth is None:
+        colours.append((pred, (255, 0, 0)))
+    else:
+        colours += [(pred & truth, (0, 255, 0)), (pred & ~truth, (255, 0, 0)), (~pred & truth, (0, 90, 255))]
+    for where, colour in colours:
+        out[where] = 0.35 * out[where] + 0.65 * np.array(colour, np.float32)
+    return out.astype(np.uint8)
+
+
+@torch.no_grad()
+def evaluate_model(model: torch.nn.Module, samples: list[Sample], threshold: float = 0.5, tolerant: bool = True,
+                   overlays: Path | None = None, progress: Callable[[], None] | None = None) -> dict:
+    """Full-image inference on every sample, metrics over the set (see metrics.segment)."""
+    model.eval()
+    dataset = SegmentationDataset(samples, transform=None, cache=False)
+    metrics = SegmentationMetrics(threshold=threshold, tolerant=tolerant)
+    if overlays is not None:
+        overlays.mkdir(parents=True, exist_ok=True)
+    for i in range(len(dataset)):
+        x, y, _ = dataset[i]
+        prob = crack_probability(model(x[None]).float())[0]
+        metrics.update(prob, y)
+        if overlays is not None:
+            img = (x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            vis = overlay(img, prob.numpy() >= threshold, y.numpy() > 0.5)
+            cv2.imwrite(str(overlays / f"{samples[i].image.stem}.jpg"), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
+        if progress:
+            progress()
+    return metrics.compute()
+
+
+def evaluate_weights(weights: str | Path, samples: list[Sample], **kwargs) -> dict:
+    model, _ = load_checkpoint_model(weights)
+    return evaluate_model(model, samples, **kwargs)

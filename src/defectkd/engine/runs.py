@@ -1,0 +1,36 @@
+"""Run folders: runs/<task>/<name>/, never overwriting an existing run (name, name2, name3, ...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def new_run_dir(project: str | Path, task: str, name: str) -> Path:
+    """Create and return a fresh run folder; an existing one gets the next numeric suffix."""
+    base = Path(project) / task
+    base.mkdir(parents=True, exist_ok=True)
+    candidate = base / name
+    n = 2
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            candidate = base / f"{name}{n}"
+            n += 1
+
+
+def resolve_run(path: str | Path) -> tuple[Path, Path]:
+    """(run folder, last.pt) from a run folder or a weights file inside one."""
+    from ..errors import WeightsError
+
+    path = Path(path)
+    if path.is_dir():
+        run, last = path, path / "weights" / "last.pt"
+    else:
+        run, last = path.parent.parent, path
+    if not last.is_file():
+        raise WeightsError(f"{last}: no checkpoint to resume from")
+    if not (run / "config.yaml").is_file():
+        raise WeightsError(f"{run / 'config.yaml'}: run config not found, cannot resume")
+    return run, last

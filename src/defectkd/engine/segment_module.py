@@ -1,0 +1,66 @@
+"""Lightning training wrapper for segmentation models (kept apart from the exportable nn.Module)."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from ..losses import build_segment_loss
+from ..metrics import SegmentationMetrics
+from ..models import build_model, crack_probability
+
+
+class SegmentModule(L.LightningModule):
+    """Trains one model on hard labels: main head weight 1, auxiliary heads `aux_weight`."""
+
+    def __init__(self, model_name: str, model_kwargs: dict, config: dict, pretrained: str | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["pretrained"])
+        self.model = build_model(model_name, pretrained=pretrained, **model_kwargs)
+        self.cfg = config
+        self.criterion = build_segment_loss(config["loss"], model_kwargs.get("classes", 2), config["pos_weight"])
+        self.val_metrics = SegmentationMetrics(threshold=config["threshold"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _to_memory_format(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.get("channels_last") else x
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y, _ = batch
+        heads = self.model.forward_heads(self._to_memory_format(x))
+        main = self.model.main_head
+        loss = self.criterion(heads[main].float(), y)
+        for name, logits in heads.items():
+            if name != main and self.cfg["aux_weight"] > 0:
+                loss = loss + self.cfg["aux_weight"] * self.criterion(logits.float(), y)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y, _ = batch
+        logits = self.model(self._to_memory_format(x)).float()
+        self.log("val/loss", self.criterion(logits, y), on_epoch=True, batch_size=x.shape[0])
+        self.val_metrics.update(crack_probability(logits), y)
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self.val_metrics.compute()
+        self.val_metrics.reset()
+        for key in ("precision", "recall", "f1", "iou", "ods_f1", "miou_2class"):
+            if key in metrics:
+                self.log(f"val/{key}", metrics[key], prog_bar=key in ("f1", "iou"))
+
+    def configure_optimizers(self):
+        cfg = self.cfg
+        if cfg["optimizer"] == "rmsprop":
+            opt = torch.optim.RMSprop(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        else:
+            opt = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        if cfg["scheduler"] == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"], eta_min=cfg["lr"] * 0.01)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        if cfg["scheduler"] == "plateau":  # the paper's: halve on a 5-epoch plateau
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=5)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/f1", "interval": "epoch"}}
+        return opt

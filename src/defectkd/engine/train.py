@@ -1,0 +1,117 @@
+"""`train segment`: data checks, run folder, Lightning fit, final evaluation of best.pt."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from rich.console import Console
+from torch.utils.data import DataLoader
+
+from ..config import SegmentTrainConfig
+from ..data.check import validate
+from ..data.dataset import SegmentationDataset, drop_bad, split_train_val, train_transform
+from ..data.layouts import discover
+from ..errors import DataError
+from .callbacks import EpochSummary
+from .checkpoint import safe_load
+from .device import pick_accelerator, pick_precision
+from .runs import new_run_dir
+from .segment_module import SegmentModule
+
+
+def quiet_lightning() -> None:
+    """Keep the console for defectkd's own lines: no GPU/TPU banners, tips or deprecation chatter."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    warnings.filterwarnings("ignore", ".*litlogger.*")
+
+
+def _checked_samples(cfg: SegmentTrainConfig, console: Console):
+    """Validate every pair; refuse on a blocking problem unless skip_bad."""
+    source = discover(cfg.data)
+    report = validate(source)
+    blocking = [p for p in source.problems if p.blocking]
+    if blocking and not cfg.skip_bad:
+        more = f" (and {len(blocking) - 1} more problems)" if len(blocking) > 1 else ""
+        raise DataError(f"{blocking[0]}{more}; see `defectkd data check {cfg.data}` or pass --skip-bad")
+    if blocking:
+        console.print(f"skipping {len(report['bad_images'])} bad pairs (--skip-bad)", highlight=False)
+    train, val, how = split_train_val(source, cfg.val_fraction, cfg.split_seed)
+    bad = set(report["bad_images"])
+    train, val = drop_bad(train, bad), drop_bad(val, bad)
+    if not train or not val:
+        raise DataError(f"{cfg.data}: no usable labelled pairs for training and validation")
+    return train, val, how, report
+
+
+def _loaders(cfg: SegmentTrainConfig, train, val):
+    train_ds = SegmentationDataset(train, train_transform(cfg.imgsz), cfg.cache, cfg.mask_dilate)
+    val_ds = SegmentationDataset(val, None, cfg.cache, cfg.mask_dilate)
+    common = {"num_workers": cfg.workers, "persistent_workers": cfg.workers > 0}
+    g = torch.Generator().manual_seed(cfg.seed)
+    return (DataLoader(train_ds, batch_size=min(cfg.batch, len(train_ds)), shuffle=True, drop_last=True,
+                       generator=g, **common),
+            DataLoader(val_ds, batch_size=1, **common))
+
+
+def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Path | None = None,
+                console: Console | None = None) -> dict:
+    """Train a segmentation model; returns the summary dict also written to results.json."""
+    console = console or Console(stderr=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    train, val, how, report = _checked_samples(cfg, console)
+    resolved = cfg.model_dump()
+    module = SegmentModule(cfg.model, cfg.model_kwargs(), resolved, pretrained=cfg.pretrained)
+    if cfg.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    if run_dir is None:
+        run_dir = new_run_dir(cfg.project, cfg.task, cfg.name or cfg.model)
+    weights = run_dir / "weights"
+    weights.mkdir(parents=True, exist_ok=True)
+    if resume is None:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        (run_dir / "data.json").write_text(json.dumps({
+            "validation_split": how, "train_pairs": len(train), "val_pairs": len(val),
+            "val_images": [str(s.image) for s in val], "data_check": {k: report[k] for k in (
+                "layout", "splits", "image_sizes", "crack_fraction")}}, indent=1))
+    train_dl, val_dl = _loaders(cfg, train, val)
+
+    ckpt = ModelCheckpoint(dirpath=weights, filename="best", monitor="val/f1", mode="max", save_last=True,
+                           auto_insert_metric_name=False, enable_version_counter=False)
+    ckpt.CHECKPOINT_NAME_LAST = "last"
+    ckpt.FILE_EXTENSION = ".pt"
+    callbacks: list[L.Callback] = [ckpt, EpochSummary(run_dir, console), RichProgressBar(leave=False)]
+    if cfg.patience > 0:
+        callbacks.append(EarlyStopping(monitor="val/f1", mode="max", patience=cfg.patience))
+    accelerator = pick_accelerator(cfg.device)
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=1, precision=pick_precision(cfg.precision, accelerator),
+        max_epochs=cfg.epochs, max_time={"minutes": cfg.time_limit} if cfg.time_limit else None,
+        callbacks=callbacks, logger=False, default_root_dir=run_dir, num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(50, len(train_dl))), deterministic=accelerator == "cpu",
+        enable_model_summary=False,
+    )
+    if resume is not None:
+        safe_load(resume)  # refuse pickled code before Lightning reads the file
+    quiet_lightning()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*deterministic.*")
+        trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None)
+    best = weights / "best.pt" if (weights / "best.pt").exists() else weights / "last.pt"
+    from .evaluate import evaluate_weights
+
+    final = evaluate_weights(best, val_dl.dataset.samples, threshold=cfg.threshold, tolerant=True)
+    summary = {"run": str(run_dir), "model": cfg.model, "epochs_run": trainer.current_epoch,
+               "best": str(best), "val": final}
+    (run_dir / "results.json").write_text(json.dumps(summary, indent=1))
+    return summary

@@ -1,0 +1,17 @@
+"""User-facing errors: the CLI prints their message as one line and exits with status 2."""
+
+
+class DefectKDError(Exception):
+    """A problem with the user's input (file, field, value) rather than a bug in defectkd."""
+
+
+class DataError(DefectKDError):
+    """A data set, image or mask cannot be used."""
+
+
+class ConfigError(DefectKDError):
+    """A config file, key or value is invalid."""
+
+
+class WeightsError(DefectKDError):
+    """A weights file is missing, unsafe or does not match a known model."""

@@ -1,0 +1,83 @@
+"""The plain model registry: a name maps to a builder and a few facts shown by `defectkd models`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from ..errors import DefectKDError, WeightsError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    task: str
+    role: str  # "teacher" or "student"
+    builder: Callable[..., nn.Module]
+    description: str
+    defaults: dict = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> None:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} registered twice")
+    _REGISTRY[spec.name] = spec
+
+
+def list_models(task: str | None = None) -> list[str]:
+    """Registered model names, optionally only those of one task."""
+    return [n for n, s in _REGISTRY.items() if task is None or s.task == task]
+
+
+def model_spec(name: str) -> ModelSpec:
+    if name not in _REGISTRY:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise DefectKDError(f"unknown model {name!r}{hint} (known: {', '.join(_REGISTRY)})")
+    return _REGISTRY[name]
+
+
+def build_model(name: str, pretrained: str | Path | None = None, **kwargs) -> nn.Module:
+    """Build a registered model; `pretrained` is an optional local weights file (never downloaded)."""
+    spec = model_spec(name)
+    params = {**spec.defaults, **kwargs}
+    try:
+        model = spec.builder(**params)
+    except TypeError as exc:
+        raise DefectKDError(f"model {name!r}: {exc}") from None
+    if pretrained is not None:
+        load_pretrained(model, pretrained)
+    return model
+
+
+def load_pretrained(model: nn.Module, path: str | Path) -> None:
+    """Load local weights into `model`: a full state dict, a defectkd checkpoint, or an encoder-only
+    state dict (as torchvision/timm ResNet files are) for smp teachers."""
+    from ..engine.checkpoint import safe_load
+
+    state = safe_load(path)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = {k.removeprefix("model."): v for k, v in state["state_dict"].items()}
+    own = model.state_dict()
+    if set(state) & set(own):
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    elif hasattr(model, "net") and hasattr(model.net, "encoder"):
+        encoder_keys = set(model.net.encoder.state_dict())
+        state = {k: v for k, v in state.items() if k in encoder_keys}
+        if not state:
+            raise WeightsError(f"{path}: no tensor matches the model or its encoder")
+        model.net.encoder.load_state_dict(state, strict=False)
+        return
+    else:
+        raise WeightsError(f"{path}: no tensor matches the model")
+    matched = len(set(state) & set(own))
+    if matched < len(own) // 2:
+        raise WeightsError(f"{path}: only {matched} of {len(own)} tensors match the model")

@@ -101,3 +101,22 @@ def models() -> list[dict]:
                      "output": "softmax, 2 ch" if classes == 2 else "sigmoid, 1 ch",
                      "description": spec.description})
     return rows
+
+
+def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size: int = 128, epochs: int = 15,
+         model: str = "mcff-l", seed: int = 0) -> dict:
+    """The quick-start job on built-in synthetic cracks: synth -> train -> val on a held-out split.
+
+    Everything goes to a new folder runs/demo/<name>/ (data/, segment/<model>/, val/).
+    """
+    from .data.synthetic import write_synthetic_segment
+    from .engine.runs import new_run_dir
+
+    root = new_run_dir(project, "demo", "demo")
+    data = root / "data"
+    write_synthetic_segment(data / "train", n_train, size, seed)
+    write_synthetic_segment(data / "test", n_test, size, seed + 1)
+    summary = train("segment", data=str(data), model=model, epochs=epochs, imgsz=size, batch=8,
+                    project=str(root), name=model, seed=seed, workers=1)
+    result = val(summary["best"], data, split="test", save_dir=root / "val")
+    return {"root": str(root), "train": summary, "test": result}

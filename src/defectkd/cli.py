@@ -190,6 +190,21 @@ def info_cmd(
                      ["model", "role", "parameters", "gmacs", "latency_ms_median", "fps", "threads", "runtime"]))
 
 
+@app.command("demo")
+def demo_cmd(
+    epochs: Annotated[int, typer.Option("--epochs")] = 15,
+    model: Annotated[str, typer.Option("--model")] = "mcff-l",
+) -> None:
+    """Quick-start job on built-in synthetic cracks: synth, train, evaluate on a held-out split."""
+    from .api import demo
+
+    result = demo(epochs=epochs, model=model)
+    m = result["test"]["metrics"]
+    out.print(_table("demo: held-out synthetic test split (crack class)", [{"model": model, **m}],
+                     ["model", "images", "precision", "recall", "f1", "iou", "miou_2class", "ods_f1", "ois_f1"]))
+    out.print(f"data, run, weights, curves and overlays in {result['root']}", highlight=False)
+
+
 def main() -> None:
     """Entry point: known errors become one line and exit status 2."""
     try:

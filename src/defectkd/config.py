@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -51,6 +51,11 @@ class SegmentTrainConfig(BaseModel):
     device: Literal["auto", "cpu", "gpu"] = "auto"
     project: str = "runs"
     name: str | None = None
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_as_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) else v  # `precision=32` on the command line parses as int
 
     def model_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"classes": self.classes}

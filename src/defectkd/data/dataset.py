@@ -16,8 +16,11 @@ from .io import read_image, read_mask
 from .layouts import Sample, SegmentationSource
 
 
-def train_transform(imgsz: int) -> A.Compose:
-    """Flips, 90-degree rotations, scale/rotate, then a random crop: cracks have no orientation."""
+def train_transform(imgsz: int, seed: int = 0) -> A.Compose:
+    """Flips, 90-degree rotations, scale/rotate, then a random crop: cracks have no orientation.
+
+    albumentations keeps its own random state (global seeds do not reach it): `seed` fixes it here,
+    and `seed_augmentation_worker` gives each DataLoader worker its own reproducible stream."""
     return A.Compose([
         A.Affine(scale=(0.75, 1.25), rotate=(-30, 30), border_mode=cv2.BORDER_REFLECT_101, p=0.5),
         A.PadIfNeeded(imgsz, imgsz, border_mode=cv2.BORDER_REFLECT_101),
@@ -26,7 +29,16 @@ def train_transform(imgsz: int) -> A.Compose:
         A.VerticalFlip(),
         A.RandomRotate90(),
         A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
-    ])
+    ], seed=seed)
+
+
+def seed_augmentation_worker(worker_id: int) -> None:
+    """DataLoader worker_init_fn: torch gives each worker (and each epoch) a distinct, seeded
+    initial seed; hand it to albumentations so workers do not repeat each other's augmentations."""
+    info = torch.utils.data.get_worker_info()
+    transform = getattr(info.dataset, "transform", None) if info else None
+    if transform is not None:
+        transform.set_random_seed(torch.initial_seed() % 2**32)
 
 
 class SegmentationDataset(Dataset):

@@ -86,7 +86,7 @@ def _crack_mask(rng: np.random.Generator, size: int) -> np.ndarray:
 def _distractors(rng: np.random.Generator, size: int, img: np.ndarray) -> np.ndarray:
     """Non-crack look-alikes: joints, stains, shadows, paint, illumination gradient."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    if rng.random() < 0.4:  # sawn joint: straight, uniform, dark, across the whole image
+    if rng.random() < 0.5:  # sawn joint: straight, uniform, dark, across the whole image
         joint = np.zeros_like(img)
         a = rng.uniform(0, math.pi)
         c = rng.uniform(0.2, 0.8) * size
@@ -95,10 +95,10 @@ def _distractors(rng: np.random.Generator, size: int, img: np.ndarray) -> np.nda
         p1 = (int(c + dx), int(c + dy))
         cv2.line(joint, p0, p1, 1.0, thickness=int(rng.integers(3, 9)))
         img = img * (1 - rng.uniform(0.35, 0.55) * cv2.GaussianBlur(joint, (0, 0), 0.8))
-    for _ in range(int(rng.integers(0, 4))):  # stains: dark irregular blobs
+    for _ in range(int(rng.integers(1, 5))):  # stains: dark irregular blobs
         blob = (_smooth_noise(rng, size, 16) > rng.uniform(1.2, 1.8)).astype(np.float32)
-        img = img * (1 - rng.uniform(0.2, 0.45) * cv2.GaussianBlur(blob, (0, 0), 2.0))
-    if rng.random() < 0.5:  # shadow: a large soft-edged polygon
+        img = img * (1 - rng.uniform(0.3, 0.6) * cv2.GaussianBlur(blob, (0, 0), 2.0))
+    if rng.random() < 0.6:  # shadow: a large soft-edged polygon
         shadow = np.zeros_like(img)
         pts = rng.uniform(-0.3, 1.3, (int(rng.integers(3, 6)), 2)) * size
         cv2.fillPoly(shadow, [pts.astype(np.int32)], 1.0)
@@ -123,7 +123,7 @@ def synth_crack_sample(seed: int, size: int = 256) -> tuple[np.ndarray, np.ndarr
     img = _texture(rng, size)
     img = _distractors(rng, size, img)
     coverage = _crack_mask(rng, size)
-    depth = rng.uniform(0.45, 0.7)
+    depth = rng.uniform(0.35, 0.65)
     soft = cv2.GaussianBlur(coverage, (0, 0), 0.7)
     img = img * (1 - depth * np.clip(soft, 0, 1))
     img = np.clip(img + 0.015 * rng.standard_normal(img.shape), 0, 1)

@@ -15,7 +15,13 @@ from torch.utils.data import DataLoader
 
 from ..config import SegmentTrainConfig
 from ..data.check import validate
-from ..data.dataset import SegmentationDataset, drop_bad, split_train_val, train_transform
+from ..data.dataset import (
+    SegmentationDataset,
+    drop_bad,
+    seed_augmentation_worker,
+    split_train_val,
+    train_transform,
+)
 from ..data.layouts import discover
 from ..errors import DataError
 from .callbacks import EpochSummary
@@ -54,12 +60,12 @@ def _checked_samples(cfg: SegmentTrainConfig, console: Console):
 
 
 def _loaders(cfg: SegmentTrainConfig, train, val):
-    train_ds = SegmentationDataset(train, train_transform(cfg.imgsz), cfg.cache, cfg.mask_dilate)
+    train_ds = SegmentationDataset(train, train_transform(cfg.imgsz, cfg.seed), cfg.cache, cfg.mask_dilate)
     val_ds = SegmentationDataset(val, None, cfg.cache, cfg.mask_dilate)
     common = {"num_workers": cfg.workers, "persistent_workers": cfg.workers > 0}
     g = torch.Generator().manual_seed(cfg.seed)
     return (DataLoader(train_ds, batch_size=min(cfg.batch, len(train_ds)), shuffle=True, drop_last=True,
-                       generator=g, **common),
+                       generator=g, worker_init_fn=seed_augmentation_worker, **common),
             DataLoader(val_ds, batch_size=1, **common))
 
 
@@ -85,11 +91,15 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
                 "layout", "splits", "image_sizes", "crack_fraction")}}, indent=1))
     train_dl, val_dl = _loaders(cfg, train, val)
 
-    ckpt = ModelCheckpoint(dirpath=weights, filename="best", monitor="val/f1", mode="max", save_last=True,
-                           auto_insert_metric_name=False, enable_version_counter=False)
-    ckpt.CHECKPOINT_NAME_LAST = "last"
-    ckpt.FILE_EXTENSION = ".pt"
-    callbacks: list[L.Callback] = [ckpt, EpochSummary(run_dir, console), RichProgressBar(leave=False)]
+    # best.pt follows val/f1; last.pt is written every epoch (Lightning's save_last only follows best).
+    # Both are saved at train-epoch end, after validation, so a resume starts a fresh epoch.
+    best = ModelCheckpoint(dirpath=weights, filename="best", monitor="val/f1", mode="max",
+                           enable_version_counter=False, save_on_train_epoch_end=True)
+    last = ModelCheckpoint(dirpath=weights, filename="last", monitor=None, save_top_k=1,
+                           enable_version_counter=False, save_on_train_epoch_end=True)
+    for ckpt in (best, last):
+        ckpt.FILE_EXTENSION = ".pt"
+    callbacks: list[L.Callback] = [best, last, EpochSummary(run_dir, console), RichProgressBar(leave=False)]
     if cfg.patience > 0:
         callbacks.append(EarlyStopping(monitor="val/f1", mode="max", patience=cfg.patience))
     accelerator = pick_accelerator(cfg.device)
@@ -107,11 +117,11 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*deterministic.*")
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None)
-    best = weights / "best.pt" if (weights / "best.pt").exists() else weights / "last.pt"
+    best_file = weights / "best.pt" if (weights / "best.pt").exists() else weights / "last.pt"
     from .evaluate import evaluate_weights
 
-    final = evaluate_weights(best, val_dl.dataset.samples, threshold=cfg.threshold, tolerant=True)
+    final = evaluate_weights(best_file, val_dl.dataset.samples, threshold=cfg.threshold, tolerant=True)
     summary = {"run": str(run_dir), "model": cfg.model, "epochs_run": trainer.current_epoch,
-               "best": str(best), "val": final}
+               "best": str(best_file), "val": final}
     (run_dir / "results.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny synthetic data sets and a CLI runner that calls the real entry point."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def tiny_seg(tmp_path_factory) -> Path:
+    """24 synthetic 64x64 pairs in images/ + masks/."""
+    from defectkd.data.synthetic import write_synthetic_segment
+
+    return write_synthetic_segment(tmp_path_factory.mktemp("tiny") / "seg", 24, 64, seed=3)
+
+
+class CLIResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `defectkd ARGS...` in-process through defectkd.cli.main; returns code, stdout, stderr."""
+    from defectkd.cli import main
+
+    def run(*args: str) -> CLIResult:
+        monkeypatch.setattr(sys, "argv", ["defectkd", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return CLIResult(code, captured.out, captured.err)
+
+    return run

@@ -1,0 +1,46 @@
+"""Config: YAML, options, overrides, and one-line errors naming the key and its source."""
+
+import pytest
+
+from defectkd.config import SegmentTrainConfig, build_config, parse_overrides
+from defectkd.errors import ConfigError
+
+
+def test_precedence_file_option_override(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("data: a\nepochs: 3\nlr: 0.1\n")
+    cfg = build_config(SegmentTrainConfig, f, {"epochs": 7, "model": None}, ["lr=0.01", "loss=ce+dice"])
+    assert (cfg.data, cfg.epochs, cfg.lr, cfg.loss, cfg.model) == ("a", 7, 0.01, "ce+dice", "mcff-l")
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("data: a\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown key 'learning_rate'"):
+        build_config(SegmentTrainConfig, f)
+
+
+def test_wrong_type_names_key():
+    with pytest.raises(ConfigError, match=r"override: key 'epochs'.*'ten'"):
+        build_config(SegmentTrainConfig, None, {"data": "a"}, ["epochs=ten"])
+
+
+def test_missing_required_key():
+    with pytest.raises(ConfigError, match="required key 'data'"):
+        build_config(SegmentTrainConfig, None, {})
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: invalid YAML"):
+        build_config(SegmentTrainConfig, f)
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        build_config(SegmentTrainConfig, tmp_path / "nope.yaml")
+
+
+def test_override_parsing():
+    assert parse_overrides(["a=1", "b=0.5", "c=true", "d=ce+dice", "e="]) == {
+        "a": 1, "b": 0.5, "c": True, "d": "ce+dice", "e": None}
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_overrides(["epochs"])

@@ -87,7 +87,9 @@ class SegmentationDataset(Dataset):
         return x, y, i
 
 
-def split_train_val(source: SegmentationSource, val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample], str]:
+def split_train_val(
+    source: SegmentationSource, val_fraction: float, seed: int
+) -> tuple[list[Sample], list[Sample], str]:
     """Train and validation samples; a set without a `val` split gets one drawn from train with `seed`.
 
     Returns (train, val, how) where `how` records the origin of the validation split for the run.

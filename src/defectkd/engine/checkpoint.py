@@ -47,5 +47,6 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise WeightsError(f"{path}: weights do not fit model {model_name!r} ({str(exc).splitlines()[0][:120]})") from None
+        reason = str(exc).splitlines()[0][:120]
+        raise WeightsError(f"{path}: weights do not fit model {model_name!r} ({reason})") from None
     return model.eval(), hp

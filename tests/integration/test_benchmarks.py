@@ -1,0 +1,37 @@
+"""Benchmark scripts still run and print a parseable table (their --quick settings)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _table_rows(text):
+    return [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+
+
+def test_seg_models_quick(capsys, tmp_path):
+    out = tmp_path / "m.json"
+    assert _load("seg_models").main(["--quick", "--models", "mcff-l", "--json", str(out)]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert rows[0][0].strip() == "model" and rows[1][0].strip() == "mcff-l"
+    data = json.loads(out.read_text())["rows"][0]
+    assert data["params_m"] == pytest.approx(1.194, abs=0.01) and data["fps"] > 0
+
+
+@pytest.mark.slow
+def test_seg_losses_quick(capsys, tmp_path):
+    assert _load("seg_losses").main(["--quick", "--work", str(tmp_path), "--extra", "workers=0"]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert [r[0].strip() for r in rows[1:]] == ["ce", "ce+dice"]
+    assert all(0.0 <= float(r[1]) <= 1.0 for r in rows[1:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
                 console: Console | None = None) -> dict:
     """Train a segmentation model; returns the summary dict also written to results.json."""
     console = console or Console(stderr=True)
+    quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     train, val, how, report = _checked_samples(cfg, console)
     resolved = cfg.model_dump()
@@ -99,7 +101,10 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
                            enable_version_counter=False, save_on_train_epoch_end=True)
     for ckpt in (best, last):
         ckpt.FILE_EXTENSION = ".pt"
-    callbacks: list[L.Callback] = [best, last, EpochSummary(run_dir, console), RichProgressBar(leave=False)]
+    interactive = sys.stderr.isatty()  # logs and CI get the epoch lines only, not redrawn bars
+    callbacks: list[L.Callback] = [best, last, EpochSummary(run_dir, console)]
+    if interactive:
+        callbacks.append(RichProgressBar(leave=False))
     if cfg.patience > 0:
         callbacks.append(EarlyStopping(monitor="val/f1", mode="max", patience=cfg.patience))
     accelerator = pick_accelerator(cfg.device)
@@ -108,11 +113,10 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
         max_epochs=cfg.epochs, max_time={"minutes": cfg.time_limit} if cfg.time_limit else None,
         callbacks=callbacks, logger=False, default_root_dir=run_dir, num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, len(train_dl))), deterministic=accelerator == "cpu",
-        enable_model_summary=False,
+        enable_model_summary=False, enable_progress_bar=interactive,
     )
     if resume is not None:
         safe_load(resume)  # refuse pickled code before Lightning reads the file
-    quiet_lightning()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*deterministic.*")

@@ -44,3 +44,11 @@ def test_override_parsing():
         "a": 1, "b": 0.5, "c": True, "d": "ce+dice", "e": None}
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_overrides(["epochs"])
+
+
+def test_shipped_configs_validate():
+    from pathlib import Path
+
+    for path in (Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"):
+        cfg = build_config(SegmentTrainConfig, path, {"data": "x"})
+        assert cfg.model  # every shipped preset is a valid config

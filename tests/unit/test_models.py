@@ -70,3 +70,14 @@ def test_pretrained_local_file_roundtrip(tmp_path):
     b = build_model("mcff-l", dim=4, blocks=1, pretrained=tmp_path / "w.pt")
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb)
+
+
+def test_pretrained_encoder_only_file_for_smp_teacher(tmp_path):
+    """A torchvision ResNet-50 state dict (what users have on disk) loads into unet-r50's encoder."""
+    import torchvision
+
+    resnet = torchvision.models.resnet50(weights=None)
+    torch.save(resnet.state_dict(), tmp_path / "resnet50.pth")
+    teacher = build_model("unet-r50", pretrained=tmp_path / "resnet50.pth")
+    torch.testing.assert_close(teacher.net.encoder.conv1.weight, resnet.conv1.weight)
+    torch.testing.assert_close(teacher.net.encoder.layer4[2].conv3.weight, resnet.layer4[2].conv3.weight)

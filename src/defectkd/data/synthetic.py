@@ -95,9 +95,16 @@ def _distractors(rng: np.random.Generator, size: int, img: np.ndarray) -> np.nda
         p1 = (int(c + dx), int(c + dy))
         cv2.line(joint, p0, p1, 1.0, thickness=int(rng.integers(3, 9)))
         img = img * (1 - rng.uniform(0.35, 0.55) * cv2.GaussianBlur(joint, (0, 0), 0.8))
-    for _ in range(int(rng.integers(1, 5))):  # stains: dark irregular blobs
-        blob = (_smooth_noise(rng, size, 16) > rng.uniform(1.2, 1.8)).astype(np.float32)
-        img = img * (1 - rng.uniform(0.3, 0.6) * cv2.GaussianBlur(blob, (0, 0), 2.0))
+    for _ in range(int(rng.integers(1, 4))):  # stains: dark, irregular, oil- or water-like blobs
+        cx, cy = rng.uniform(0, 1, 2)
+        rx, ry = rng.uniform(0.04, 0.2, 2)
+        ellipse = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
+        blob = (ellipse + 0.8 * _smooth_noise(rng, size, 24) < 1.0).astype(np.float32)
+        img = img * (1 - rng.uniform(0.3, 0.6) * cv2.GaussianBlur(blob, (0, 0), 2.5))
+    if rng.random() < 0.5:  # aggregate speckle: many small dark spots, crack-dark but round
+        spots = (rng.random((size, size)) < 0.0015).astype(np.float32)
+        spots = cv2.dilate(spots, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+        img = img * (1 - rng.uniform(0.3, 0.55) * cv2.GaussianBlur(spots, (0, 0), 0.8))
     if rng.random() < 0.6:  # shadow: a large soft-edged polygon
         shadow = np.zeros_like(img)
         pts = rng.uniform(-0.3, 1.3, (int(rng.integers(3, 6)), 2)) * size

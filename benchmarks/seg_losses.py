@@ -18,7 +18,8 @@ from pathlib import Path
 from defectkd import api
 from defectkd.data.synthetic import write_synthetic_segment
 
-SPECS = ["ce", "ce+dice", "dice", "focal+dice", "tversky", "mcff"]
+# "loss@key=value,key=value" adds config overrides to one run (e.g. the crack weight of ce).
+SPECS = ["ce", "ce+dice", "ce+dice@pos_weight=3", "ce+dice@pos_weight=1", "dice", "focal+dice", "tversky", "mcff"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,8 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for spec in args.losses:
         t0 = time.perf_counter()
+        loss, _, params = spec.partition("@")
+        extra = [p for p in params.split(",") if p]
+        name = spec.replace("+", "_").replace("@", "_").replace("=", "").replace(",", "_")
         summary = api.train("segment", data=str(data), model=args.model, epochs=args.epochs, imgsz=args.imgsz,
-                            project=str(work), name=spec.replace("+", "_"), overrides=[f"loss={spec}", *args.extra])
+                            project=str(work), name=name, overrides=[f"loss={loss}", *extra, *args.extra])
         result = api.val(summary["best"], data, split="test", tolerant=False, save_dir=Path(summary["run"]) / "test")
         m = result["metrics"]
         rows.append({"loss": spec, "f1": m["f1"], "iou": m["iou"], "precision": m["precision"],

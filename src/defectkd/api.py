@@ -73,7 +73,7 @@ def val(weights: str | Path, data: str | Path, split: str = "test", threshold: f
     thr = threshold if threshold is not None else hp.get("config", {}).get("threshold", 0.5)
     out = Path(save_dir) if save_dir else new_run_dir(project, "segment", "val")
     metrics = evaluate_model(model, samples, threshold=thr, tolerant=tolerant, overlays=out / "overlays",
-                             progress=progress)
+                             progress=progress, pr_curve=out / "pr_curve.png")
     result = {"weights": str(weights), "model": hp.get("model_name"), "data": str(data), "split": split,
               "threshold": thr, "metrics": metrics, "save_dir": str(out)}
     (out / "metrics.json").write_text(json.dumps(result, indent=1))

@@ -186,8 +186,8 @@ def info_cmd(
     if as_json:
         print(json.dumps(result, indent=1))
         return
-    out.print(_table(f"{model} at {imgsz}x{imgsz}", [result],
-                     ["model", "role", "parameters", "gmacs", "latency_ms_median", "fps", "threads", "runtime"]))
+    columns = ["model", "role", "parameters", "gmacs", "gflops", "latency_ms_median", "fps", "threads", "runtime"]
+    out.print(_table(f"{model} at {imgsz}x{imgsz}", [result], columns))
 
 
 @app.command("demo")

@@ -51,10 +51,12 @@ def model_info(name: str, imgsz: int = 448, repeats: int = 10, threads: int | No
     """Parameters, GMACs and (optionally) median CPU latency / FPS of a registered model."""
     spec = model_spec(name)
     model = build_model(name)
+    macs = count_macs(model, imgsz)
     info = {
         "model": name, "task": spec.task, "role": spec.role, "imgsz": imgsz,
         "parameters": count_parameters(model),
-        "gmacs": round(count_macs(model, imgsz) / 1e9, 3),
+        "gmacs": round(macs / 1e9, 3),
+        "gflops": round(2 * macs / 1e9, 3),
         "outputs": f"{getattr(model, 'classes', '?')} channel logits",
     }
     if speed:

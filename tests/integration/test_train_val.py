@@ -65,6 +65,7 @@ def test_val_json_and_overlays(cli, trained, tiny_seg, tmp_path, monkeypatch):
     save = tmp_path / result["save_dir"]
     assert json.loads((save / "metrics.json").read_text())["metrics"] == m
     assert len(list((save / "overlays").glob("*.jpg"))) == 24
+    assert (save / "pr_curve.png").stat().st_size > 1000
 
 
 def test_val_metrics_match_results_of_training(trained):

@@ -100,3 +100,14 @@ def test_tolerant_accepts_small_shift_exact_does_not():
     far = np.zeros((h, w), np.float32)
     far[110, 20:280] = 0.9  # 10 px away: not matched
     assert tolerant_counts(far, truth, thresholds=(0.5,))[0][0] == 0
+
+
+def test_pr_curve_points_match_thresholded_metrics():
+    prob, truth = _masks()
+    m = SegmentationMetrics()
+    m.update(prob, truth)
+    thresholds, precision, recall = m.pr_curve()
+    k = 50  # threshold 0.5
+    assert thresholds[k] == pytest.approx(0.5)
+    assert precision[k] == pytest.approx(2 / 3) and recall[k] == pytest.approx(2 / 3)
+    assert recall[0] == pytest.approx(1.0) and precision[0] == pytest.approx(3 / 16)  # t=0: all pixels crack

@@ -11,7 +11,7 @@ import torch
 
 from ..data.dataset import SegmentationDataset
 from ..data.layouts import Sample
-from ..metrics import SegmentationMetrics
+from ..metrics import SegmentationMetrics, plot_pr_curve
 from ..models import crack_probability
 from .checkpoint import load_checkpoint_model
 
@@ -31,8 +31,10 @@ def overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray | None) -> np
 
 @torch.no_grad()
 def evaluate_model(model: torch.nn.Module, samples: list[Sample], threshold: float = 0.5, tolerant: bool = True,
-                   overlays: Path | None = None, progress: Callable[[], None] | None = None) -> dict:
-    """Full-image inference on every sample, metrics over the set (see metrics.segment)."""
+                   overlays: Path | None = None, progress: Callable[[], None] | None = None,
+                   pr_curve: Path | None = None) -> dict:
+    """Full-image inference on every sample, metrics over the set (see metrics.segment);
+    optionally overlay images (a folder) and a precision-recall plot (a PNG path)."""
     model.eval()
     dataset = SegmentationDataset(samples, transform=None, cache=False)
     metrics = SegmentationMetrics(threshold=threshold, tolerant=tolerant)
@@ -48,6 +50,8 @@ def evaluate_model(model: torch.nn.Module, samples: list[Sample], threshold: flo
             cv2.imwrite(str(overlays / f"{samples[i].image.stem}.jpg"), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
         if progress:
             progress()
+    if pr_curve is not None:
+        plot_pr_curve(metrics, pr_curve, title=f"{len(dataset)} images")
     return metrics.compute()
 
 

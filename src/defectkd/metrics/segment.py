@@ -94,6 +94,12 @@ class SegmentationMetrics:
         tn = neg.sum(1, keepdims=True) - fp
         return tp, fp, fn, tn
 
+    def pr_curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pooled (thresholds, precision, recall) over the BINS thresholds k/BINS."""
+        tp, fp, fn, _ = self._counts()
+        TP, FP, FN = tp.sum(0), fp.sum(0), fn.sum(0)
+        return np.arange(BINS) / BINS, _ratio(TP, TP + FP, empty=0.0), _ratio(TP, TP + FN, empty=0.0)
+
     def compute(self) -> dict[str, float]:
         if not self.pos_hist:
             return {}
@@ -142,3 +148,32 @@ class SegmentationMetrics:
             "ods_threshold_tol": TOL_THRESHOLDS[best],
             "ois_f1_tol": float(per_img_f1.max(axis=1).mean()),
         }
+
+
+def plot_pr_curve(metrics: SegmentationMetrics, out, title: str = "") -> None:
+    """Precision-recall curve of the crack class with the ODS point and the fixed threshold marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    thresholds, precision, recall = metrics.pr_curve()
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+    best = int(np.argmax(f1))
+    k = min(BINS - 1, max(0, round(metrics.threshold * BINS)))
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(recall[1:], precision[1:], label="crack class (pooled)")
+    ax.scatter([recall[best]], [precision[best]], color="red", zorder=3,
+               label=f"ODS F1 {f1[best]:.3f} @ {thresholds[best]:.2f}")
+    ax.scatter([recall[k]], [precision[k]], color="black", marker="x", zorder=3,
+               label=f"F1 {f1[k]:.3f} @ {metrics.threshold:.2f}")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

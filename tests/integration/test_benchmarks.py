@@ -35,3 +35,9 @@ def test_seg_losses_quick(capsys, tmp_path):
     rows = _table_rows(capsys.readouterr().out)
     assert [r[0].strip() for r in rows[1:]] == ["ce", "ce+dice"]
     assert all(0.0 <= float(r[1]) <= 1.0 for r in rows[1:])
+
+
+def test_train_speed_quick(capsys):
+    assert _load("train_speed").main(["--quick", "--threads", "1"]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert rows[1][0].strip() == "fp32" and float(rows[1][2]) > 0

@@ -36,7 +36,7 @@ class SegmentTrainConfig(BaseModel):
     scheduler: Literal["cosine", "plateau", "none"] = "cosine"
     patience: int = Field(30, ge=0, description="early-stopping patience in epochs (0: off)")
     loss: str = Field("ce+dice", description="task loss terms joined by '+': ce, dice, focal, tversky, mcff")
-    pos_weight: float = Field(10.0, gt=0, description="crack-class weight of the ce term")
+    pos_weight: float = Field(3.0, gt=0, description="crack-class weight of the ce term (3: best measured)")
     aux_weight: float = Field(0.4, ge=0, description="weight of non-main heads (MCFF's path heads)")
     mask_dilate: int = Field(0, ge=0, description="dilate masks on load, 3x3 iterations (MCFF paper: 3)")
     threshold: float = Field(0.5, gt=0, lt=1, description="crack-probability threshold for P/R/F1/IoU")

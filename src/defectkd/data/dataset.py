@@ -35,6 +35,7 @@ def train_transform(imgsz: int, seed: int = 0) -> A.Compose:
 def seed_augmentation_worker(worker_id: int) -> None:
     """DataLoader worker_init_fn: torch gives each worker (and each epoch) a distinct, seeded
     initial seed; hand it to albumentations so workers do not repeat each other's augmentations."""
+    cv2.setNumThreads(0)  # OpenCV's own pool inside a worker only fights the training threads for cores
     info = torch.utils.data.get_worker_info()
     transform = getattr(info.dataset, "transform", None) if info else None
     if transform is not None:

@@ -81,3 +81,15 @@ def test_pretrained_encoder_only_file_for_smp_teacher(tmp_path):
     teacher = build_model("unet-r50", pretrained=tmp_path / "resnet50.pth")
     torch.testing.assert_close(teacher.net.encoder.conv1.weight, resnet.conv1.weight)
     torch.testing.assert_close(teacher.net.encoder.layer4[2].conv3.weight, resnet.layer4[2].conv3.weight)
+
+
+def test_pretrained_mismatch_is_refused(tmp_path):
+    from defectkd.errors import WeightsError
+
+    torch.save({"something.else": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(WeightsError, match="other.pt: no tensor matches"):
+        build_model("mcff-l", dim=4, blocks=1, pretrained=tmp_path / "other.pt")
+    small = build_model("mcff-l", dim=4, blocks=1)
+    torch.save(small.state_dict(), tmp_path / "small.pt")
+    with pytest.raises(WeightsError, match="small.pt: tensor shapes do not fit"):
+        build_model("mcff-l", dim=8, blocks=1, pretrained=tmp_path / "small.pt")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import albumentations as A
 import cv2
@@ -120,4 +119,4 @@ def eval_samples(source: SegmentationSource, split: str) -> list[Sample]:
 
 
 def drop_bad(samples: list[Sample], bad: set[str]) -> list[Sample]:
-    return [s for s in samples if str(s.image) not in bad and str(Path(s.image)) not in bad]
+    return [s for s in samples if str(s.image) not in bad]

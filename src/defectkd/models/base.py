@@ -28,7 +28,7 @@ class SegmentationNet(nn.Module):
 
     def __init__(self, classes: int, stride: int, mean=SYMMETRIC_MEAN, std=SYMMETRIC_STD) -> None:
         super().__init__()
-        if classes not in (1, 2) and classes < 1:
+        if classes < 1:
             raise ValueError(f"classes must be >= 1, got {classes}")
         self.classes = classes
         self.stride = stride

@@ -67,17 +67,20 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
     if isinstance(state, dict) and "state_dict" in state:
         state = {k.removeprefix("model."): v for k, v in state["state_dict"].items()}
     own = model.state_dict()
-    if set(state) & set(own):
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    elif hasattr(model, "net") and hasattr(model.net, "encoder"):
+    matched = set(state) & set(own)
+    if matched:
+        if len(matched) < len(own) // 2:
+            raise WeightsError(f"{path}: only {len(matched)} of {len(own)} tensors match the model")
+        try:
+            model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            raise WeightsError(f"{path}: tensor shapes do not fit ({str(exc).splitlines()[0][:120]})") from None
+        return
+    if hasattr(model, "net") and hasattr(model.net, "encoder"):  # encoder-only file for a smp teacher
         encoder_keys = set(model.net.encoder.state_dict())
         state = {k: v for k, v in state.items() if k in encoder_keys}
         if not state:
             raise WeightsError(f"{path}: no tensor matches the model or its encoder")
         model.net.encoder.load_state_dict(state, strict=False)
         return
-    else:
-        raise WeightsError(f"{path}: no tensor matches the model")
-    matched = len(set(state) & set(own))
-    if matched < len(own) // 2:
-        raise WeightsError(f"{path}: only {matched} of {len(own)} tensors match the model")
+    raise WeightsError(f"{path}: no tensor matches the model")

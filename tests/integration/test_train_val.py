@@ -90,6 +90,7 @@ def test_resume_continues_to_more_epochs(cli, trained):
     assert r.code == 0, r.err
     rows = list(csv.DictReader((trained / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert yaml.safe_load((trained / "config.yaml").read_text())["epochs"] == 3
 
 
 def test_same_name_gets_new_folder(cli, trained, tiny_seg):

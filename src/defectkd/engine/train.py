@@ -28,6 +28,7 @@ from ..errors import DataError
 from .callbacks import EpochSummary
 from .checkpoint import safe_load
 from .device import pick_accelerator, pick_precision
+from .evaluate import evaluate_weights
 from .runs import new_run_dir
 from .segment_module import SegmentModule
 
@@ -85,8 +86,8 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
         run_dir = new_run_dir(cfg.project, cfg.task, cfg.name or cfg.model)
     weights = run_dir / "weights"
     weights.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))  # a resume may extend epochs
     if resume is None:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
         (run_dir / "data.json").write_text(json.dumps({
             "validation_split": how, "train_pairs": len(train), "val_pairs": len(val),
             "val_images": [str(s.image) for s in val], "data_check": {k: report[k] for k in (
@@ -122,8 +123,6 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
         warnings.filterwarnings("ignore", ".*deterministic.*")
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None)
     best_file = weights / "best.pt" if (weights / "best.pt").exists() else weights / "last.pt"
-    from .evaluate import evaluate_weights
-
     final = evaluate_weights(best_file, val_dl.dataset.samples, threshold=cfg.threshold, tolerant=True)
     summary = {"run": str(run_dir), "model": cfg.model, "epochs_run": trainer.current_epoch,
                "best": str(best_file), "val": final}

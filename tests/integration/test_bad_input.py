@@ -78,6 +78,13 @@ def test_evil_weights_refused_and_not_executed(cli, tiny_seg, tmp_path):
     assert_one_line_error(cli("val", "--weights", tmp_path / "none.pt", "--data", tiny_seg), "none.pt", "not found")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_gpu_requested_without_gpu(cli, tiny_seg, tmp_path):
+    r = cli("train", "segment", "--data", tiny_seg, "--device", "gpu", *FAST, f"project={tmp_path}")
+    assert_one_line_error(r, "device", "no CUDA GPU")
+    assert not (tmp_path / "segment").exists()
+
+
 def test_resume_without_run(cli, tmp_path):
     assert_one_line_error(cli("train", "segment", "--resume", tmp_path), "last.pt")
 

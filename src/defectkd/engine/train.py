@@ -76,6 +76,7 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
     """Train a segmentation model; returns the summary dict also written to results.json."""
     console = console or Console(stderr=True)
     quiet_lightning()
+    accelerator = pick_accelerator(cfg.device)  # before anything is written: a bad choice leaves no trace
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     train, val, how, report = _checked_samples(cfg, console)
     resolved = cfg.model_dump()
@@ -108,7 +109,6 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
         callbacks.append(RichProgressBar(leave=False))
     if cfg.patience > 0:
         callbacks.append(EarlyStopping(monitor="val/f1", mode="max", patience=cfg.patience))
-    accelerator = pick_accelerator(cfg.device)
     trainer = L.Trainer(
         accelerator=accelerator, devices=1, precision=pick_precision(cfg.precision, accelerator),
         max_epochs=cfg.epochs, max_time={"minutes": cfg.time_limit} if cfg.time_limit else None,

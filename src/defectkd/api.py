@@ -1,9 +1,9 @@
 """The Python API: one function per CLI verb, same arguments, same results.
 
-    import defectkd as dk
-    dk.api.synth("data/synth", n=64)
-    summary = dk.api.train("segment", data="data/synth", model="mcff-l", epochs=5)
-    metrics = dk.api.val(summary["best"], data="data/synth")
+    from defectkd import api
+    api.synth("data/synth", n=64)
+    summary = api.train("segment", data="data/synth", model="mcff-l", epochs=5)
+    metrics = api.val(summary["best"], data="data/synth")
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def check_cmd(
         out.print(f"  {p['file']}: {p['message']}", highlight=False)
 
 
-@app.command("train", context_settings={"allow_extra_args": False})
+@app.command("train")
 def train_cmd(
     task: Annotated[str, typer.Argument(help="segment")],
     overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")] = None,

@@ -77,6 +77,8 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
     console = console or Console(stderr=True)
     quiet_lightning()
     accelerator = pick_accelerator(cfg.device)  # before anything is written: a bad choice leaves no trace
+    if resume is not None:
+        safe_load(resume)  # refuse pickled code before the run is touched or Lightning reads the file
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     train, val, how, report = _checked_samples(cfg, console)
     resolved = cfg.model_dump()
@@ -116,8 +118,6 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
         log_every_n_steps=max(1, min(50, len(train_dl))), deterministic=accelerator == "cpu",
         enable_model_summary=False, enable_progress_bar=interactive,
     )
-    if resume is not None:
-        safe_load(resume)  # refuse pickled code before Lightning reads the file
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*deterministic.*")

@@ -30,6 +30,12 @@ def _f1(tp, fp, fn):
     return np.where(denom > 0, 2 * tp / np.maximum(denom, 1e-12), 1.0)
 
 
+def _f1_from_pr(precision, recall):
+    """Harmonic mean of precision and recall, 0 where both are 0."""
+    p, r = np.asarray(precision, np.float64), np.asarray(recall, np.float64)
+    return np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0)
+
+
 def _ratio(num, den, empty: float = 1.0):
     num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
     return np.where(den > 0, num / np.maximum(den, 1e-12), empty)
@@ -94,6 +100,11 @@ class SegmentationMetrics:
         tn = neg.sum(1, keepdims=True) - fp
         return tp, fp, fn, tn
 
+    @property
+    def threshold_index(self) -> int:
+        """Index k of the histogram threshold k/BINS that stands for `threshold`."""
+        return min(BINS - 1, max(0, round(self.threshold * BINS)))
+
     def pr_curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pooled (thresholds, precision, recall) over the BINS thresholds k/BINS."""
         tp, fp, fn, _ = self._counts()
@@ -104,7 +115,7 @@ class SegmentationMetrics:
         if not self.pos_hist:
             return {}
         tp, fp, fn, tn = self._counts()
-        k = min(BINS - 1, max(0, round(self.threshold * BINS)))
+        k = self.threshold_index
         TP, FP, FN, TN = tp[:, k].sum(), fp[:, k].sum(), fn[:, k].sum(), tn[:, k].sum()
         iou_crack = _ratio(TP, TP + FP + FN)
         iou_bg = _ratio(TN, TN + FN + FP)
@@ -133,11 +144,11 @@ class SegmentationMetrics:
         tol = np.stack(self.tol).astype(np.float64)  # (images, thresholds, 4)
         prec = _ratio(tol[..., 0], tol[..., 1], empty=1.0)
         rec = _ratio(tol[..., 2], tol[..., 3], empty=1.0)
-        per_img_f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0.0)
+        per_img_f1 = _f1_from_pr(prec, rec)
         s = tol.sum(0)
         p_set = _ratio(s[:, 0], s[:, 1], empty=0.0)
         r_set = _ratio(s[:, 2], s[:, 3], empty=0.0)
-        set_f1 = np.where(p_set + r_set > 0, 2 * p_set * r_set / np.maximum(p_set + r_set, 1e-12), 0.0)
+        set_f1 = _f1_from_pr(p_set, r_set)
         best = int(np.argmax(set_f1))
         k = int(np.argmin([abs(t - self.threshold) for t in TOL_THRESHOLDS]))
         return {
@@ -158,9 +169,9 @@ def plot_pr_curve(metrics: SegmentationMetrics, out, title: str = "") -> None:
     import matplotlib.pyplot as plt
 
     thresholds, precision, recall = metrics.pr_curve()
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+    f1 = _f1_from_pr(precision, recall)
     best = int(np.argmax(f1))
-    k = min(BINS - 1, max(0, round(metrics.threshold * BINS)))
+    k = metrics.threshold_index
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(recall[1:], precision[1:], label="crack class (pooled)")
     ax.scatter([recall[best]], [precision[best]], color="red", zorder=3,

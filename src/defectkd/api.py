@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import SegmentTrainConfig, build_config, load_yaml
+from .config import DistillSegmentConfig, SegmentTrainConfig, build_config, load_yaml
 from .errors import ConfigError, DataError
 
 
@@ -50,10 +50,35 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
         run_dir, last = resolve_run(resume)
         saved = load_yaml(run_dir / "config.yaml")
         saved.update({k: v for k, v in options.items() if v is not None})
-        cfg = build_config(SegmentTrainConfig, None, saved, overrides)
+        schema = DistillSegmentConfig if saved.get("teacher") or saved.get("soft_labels") else SegmentTrainConfig
+        cfg = build_config(schema, None, saved, overrides)
         return fit_segment(cfg, resume=last, run_dir=run_dir)
     cfg = build_config(SegmentTrainConfig, config, options, overrides)
     return fit_segment(cfg)
+
+
+def distill(task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
+            resume: str | Path | None = None, **options: Any) -> dict:
+    """Distil a student: `teacher=` (run folder or weights, online) and/or `soft_labels=` (a cache
+    folder, offline); other options as in `train` (model= is the student), plus T=, alpha=, method=.
+    The summary adds the teacher's metrics on the same validation images."""
+    from .engine.train import fit_segment
+
+    if task != "segment":
+        raise ConfigError(f"distill: task {task!r} not available yet (available: segment)")
+    if resume is not None:
+        return train(task, overrides=overrides, resume=resume, **options)
+    cfg = build_config(DistillSegmentConfig, config, options, overrides)
+    return fit_segment(cfg)
+
+
+def soft_labels(teacher: str | Path, data: str | Path, out: str | Path, T: float = 10.0, unlabelled: bool = False,
+                progress: Callable[[], None] | None = None) -> dict:
+    """Run a teacher once over the training images; store its softened outputs (float16) in OUT."""
+    from .distill.soft_labels import write_soft_labels
+    from .engine.runs import resolve_weights
+
+    return write_soft_labels(resolve_weights(teacher), data, T, out, unlabelled=unlabelled, progress=progress)
 
 
 def val(weights: str | Path, data: str | Path, split: str = "test", threshold: float | None = None,
@@ -78,6 +103,69 @@ def val(weights: str | Path, data: str | Path, split: str = "test", threshold: f
               "threshold": thr, "metrics": metrics, "save_dir": str(out)}
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def export(weights: str | Path, format: str = "onnx", imgsz: int = 448, dynamic: bool = False, opset: int = 17,
+           out: str | Path | None = None, image: str | Path | None = None, overwrite: bool = False) -> dict:
+    """Export the student in WEIGHTS (run folder or file) and check it against PyTorch on an image."""
+    from .engine.runs import resolve_weights
+
+    if format != "onnx":
+        raise ConfigError(f"export: format {format!r} not available yet (available: onnx)")
+    from .export import export_onnx
+
+    return export_onnx(resolve_weights(weights), imgsz=imgsz, dynamic=dynamic, opset=opset, out=out, image=image,
+                       overwrite=overwrite)
+
+
+def predict(weights: str | Path, source: str | Path, save: bool = False, threshold: float | None = None,
+            project: str | Path = "runs", name: str = "predict", threads: int | None = None,
+            on_result: Callable[[dict], None] | None = None) -> dict:
+    """Segment every image of SOURCE (file, folder or glob) with a .pt (PyTorch) or .onnx (ONNX Runtime)
+    model; returns {"results": [...], "save_dir": ...}. With save, masks/, overlays/ and predictions.jsonl
+    go to a new runs/predict/<name>/."""
+    from .deploy.predict import UnreadableImage, predict_images
+    from .deploy.sources import SourceError, list_sources
+
+    try:
+        files = list_sources(source)
+    except SourceError as exc:
+        raise DataError(str(exc)) from None
+    segmenter = _segmenter(Path(weights), threads)
+    save_dir = None
+    if save:
+        from .engine.runs import new_run_dir
+
+        save_dir = new_run_dir(project, "predict", name)
+    try:
+        results = list(predict_images(segmenter, files, save_dir, threshold, on_result))
+    except UnreadableImage as exc:
+        raise DataError(str(exc)) from None
+    return {"weights": str(weights), "runtime": type(segmenter).__name__, "results": results,
+            "save_dir": str(save_dir) if save_dir else None}
+
+
+def _segmenter(weights: Path, threads: int | None):
+    """Runtime from the file suffix: .onnx -> ONNX Runtime, .pt (or a run folder) -> PyTorch."""
+    from .errors import WeightsError
+
+    if weights.suffix == ".onnx":
+        if not weights.is_file():
+            raise WeightsError(f"{weights}: ONNX file not found")
+        from .deploy.runtime import OnnxSegmenter
+
+        try:
+            return OnnxSegmenter(weights, threads=threads)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise WeightsError(f"{weights}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:120]})") from None
+    from .engine.runs import resolve_weights
+    from .engine.torch_runtime import TorchSegmenter
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return TorchSegmenter(resolve_weights(weights))
 
 
 def info(model: str, imgsz: int = 448, repeats: int = 10, threads: int | None = None) -> dict:

@@ -137,11 +137,70 @@ def train_cmd(
     options = {"data": data, "model": model, "epochs": epochs, "imgsz": imgsz, "batch": batch, "name": name,
                "seed": seed, "device": device, "pretrained": pretrained, "skip_bad": skip_bad or None}
     summary = train(task, config=config, overrides=overrides, resume=resume, **options)
-    m = summary["val"]
-    row = {"model": summary["model"], "epochs": summary["epochs_run"], **m}
-    out.print(_table("validation (best.pt, crack class)", [row],
-                     ["model", "epochs", "precision", "recall", "f1", "iou", "ods_f1", "ois_f1", "f1_tol"]))
-    out.print(f"run saved to {summary['run']}", highlight=False)
+    _print_summary(summary, "validation (best.pt, crack class)")
+
+
+def _print_summary(summary: dict, title: str) -> None:
+    """The final table of a run: the model (and the teacher, for distillation) on the validation images."""
+    rows = [{"model": summary["model"], "role": "student" if "teacher" in summary else "model",
+             "parameters": summary.get("parameters"), "epochs": summary["epochs_run"], **summary["val"]}]
+    if "teacher" in summary:
+        t = summary["teacher"]
+        rows.append({"model": t["model"], "role": "teacher", "parameters": t["parameters"], **t["val"]})
+    out.print(_table(title, rows, ["model", "role", "parameters", "epochs", "precision", "recall", "f1", "iou",
+                                   "ods_f1", "ois_f1", "f1_tol"]))
+    out.print(f"run saved to {summary['run']} (student-only deploy file: {summary['deploy']})", highlight=False)
+
+
+@app.command("distill")
+def distill_cmd(
+    task: Annotated[str, typer.Argument(help="segment")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="Teacher run folder or weights.")] = None,
+    student: Annotated[str | None, typer.Option("--student", help="Student model name.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Data set folder.")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="Distillation method (kd).")] = None,
+    T: Annotated[float | None, typer.Option("--T", help="Temperature.")] = None,
+    alpha: Annotated[float | None, typer.Option("--alpha", help="Weight of the KD term (1-alpha: hard labels).")] = None,
+    soft_labels: Annotated[str | None, typer.Option("--soft-labels", help="Soft-label cache (offline KD).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs")] = None,
+    imgsz: Annotated[int | None, typer.Option("--imgsz", help="Training crop size.")] = None,
+    batch: Annotated[int | None, typer.Option("--batch")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config file.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Run name (runs/<task>/<name>).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu or gpu.")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Run folder or last.pt to continue.")] = None,
+) -> None:
+    """Distil a teacher into a student: online (--teacher) or from cached soft labels (--soft-labels)."""
+    from .api import distill
+
+    options = {"teacher": teacher, "model": student, "data": data, "method": method, "T": T, "alpha": alpha,
+               "soft_labels": soft_labels, "epochs": epochs, "imgsz": imgsz, "batch": batch, "name": name,
+               "seed": seed, "device": device}
+    summary = distill(task, config=config, overrides=overrides, resume=resume, **options)
+    _print_summary(summary, "validation (best.pt, crack class)")
+
+
+@app.command("soft-labels")
+def soft_labels_cmd(
+    teacher: Annotated[str, typer.Option("--teacher", help="Teacher run folder or weights.")],
+    data: Annotated[Path, typer.Option("--data", help="Data set folder (its training images are used).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="New cache folder.")],
+    T: Annotated[float, typer.Option("--T", help="Temperature.")] = 10.0,
+    unlabelled: Annotated[bool, typer.Option("--unlabelled", help="Include images without masks.")] = False,
+) -> None:
+    """Run the teacher once over the training images; store every head's softened output (float16)."""
+    from .api import soft_labels
+    from .data.layouts import discover
+
+    source = discover(data)
+    total = sum(len(v) for k, v in source.splits.items() if k in ("train", "val", "all"))
+    progress, tick = _progress(total, "soft labels")
+    with progress:
+        manifest = soft_labels(teacher, data, out_dir, T=T, unlabelled=unlabelled, progress=tick)
+    out.print(f"wrote soft labels of {len(manifest['images'])} images (heads: {', '.join(manifest['heads'])}, "
+              f"T={manifest['T']:g}, float16) to {out_dir}", highlight=False)
 
 
 @app.command("val")
@@ -169,6 +228,58 @@ def val_cmd(
                      ["images", "precision", "recall", "f1", "iou", "f1_mean_img", "miou_2class", "ods_f1",
                       "ois_f1", "ods_f1_tol", "ois_f1_tol"]))
     out.print(f"metrics and overlays saved to {result['save_dir']}", highlight=False)
+
+
+@app.command("export")
+def export_cmd(
+    weights: Annotated[Path, typer.Option("--weights", help="Checkpoint, deploy file or run folder.")],
+    format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
+    imgsz: Annotated[int, typer.Option("--imgsz", help="Input size of a static export.")] = 448,
+    dynamic: Annotated[bool, typer.Option("--dynamic", help="Any batch, height and width.")] = False,
+    opset: Annotated[int, typer.Option("--opset")] = 17,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Output file (default: next to the weights).")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="Image for the parity check.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+) -> None:
+    """Export the student (deploy head only) and compare ONNX Runtime with PyTorch on an image."""
+    from .api import export
+
+    r = export(weights, format=format, imgsz=imgsz, dynamic=dynamic, opset=opset, out=out_file, image=image,
+               overwrite=overwrite)
+    shape = "dynamic N, H, W" if r["dynamic"] else f"1x3x{r['imgsz']}x{r['imgsz']}"
+    out.print(f"exported {r['model']} to {r['file']} ({r['size_mb']} MB, opset {r['opset']}, {shape}); "
+              f"onnx.checker passed", highlight=False)
+    out.print(f"ONNX Runtime vs PyTorch on {r['parity_image']}: max abs difference of logits "
+              f"{r['max_abs_diff']:.2e} (limit {r['tolerance']:g})", highlight=False)
+
+
+@app.command("predict")
+def predict_cmd(
+    weights: Annotated[Path, typer.Option("--weights", help=".pt (PyTorch) or .onnx (ONNX Runtime) file.")],
+    source: Annotated[str, typer.Option("--source", help="Image, folder or glob pattern.")],
+    save: Annotated[bool, typer.Option("--save", help="Write masks, overlays and predictions.jsonl.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per image.")] = False,
+    threshold: Annotated[float | None, typer.Option("--threshold")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads.")] = None,
+    name: Annotated[str, typer.Option("--name", help="Run name (runs/predict/<name>).")] = "predict",
+) -> None:
+    """Segment images; report crack-pixel ratio, area, longest crack length and per-stage times."""
+    from .api import predict
+
+    def line(r: dict) -> None:
+        if as_json:
+            print(json.dumps(r), flush=True)
+
+    result = predict(weights, source, save=save, threshold=threshold, threads=threads, name=name, on_result=line)
+    if as_json:
+        return
+    rows = [{"image": Path(r["image"]).name, "crack_ratio": r["crack_ratio"], "area_px": r["area_px"],
+             "cracks": r["cracks"], "longest_crack_px": r["longest_crack_px"],
+             "inference_ms": r["times_ms"]["inference_ms"], "total_ms": r["times_ms"]["total_ms"]}
+             for r in result["results"]]
+    out.print(_table(f"predict ({result['runtime']})", rows, list(rows[0])))
+    if result["save_dir"]:
+        out.print(f"masks, overlays and predictions.jsonl saved to {result['save_dir']}", highlight=False)
 
 
 @app.command("info")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -64,9 +64,36 @@ class SegmentTrainConfig(BaseModel):
         return kw
 
 
+class DistillSegmentConfig(SegmentTrainConfig):
+    """A segmentation training run whose student also learns from a teacher (online) or from the
+    teacher's cached soft labels (offline). `model` is the student."""
+
+    teacher: str | None = Field(None, description="teacher run folder or weights (online KD; optional offline)")
+    soft_labels: str | None = Field(None, description="soft-label cache folder (offline KD, no teacher in memory)")
+    method: str = Field("kd", description="distillation method (see defectkd.distill.list_methods)")
+    T: float = Field(10.0, gt=0, description="temperature (MCFF-L: 10 best of 5, 10, 15)")
+    alpha: float = Field(0.9, ge=0, le=1, description="weight of the distillation term; 1 - alpha on hard labels")
+    kd_heads: Literal["auto", "by-name", "main"] = Field(
+        "auto", description="by-name: each student head from the teacher head of that name; main: all from "
+        "the teacher's main head; auto: by-name when the teacher has every student head")
+    unlabelled: bool = Field(False, description="offline: also train on cached unlabelled images (KD term only)")
+
+    @model_validator(mode="after")
+    def _needs_a_teacher(self) -> DistillSegmentConfig:
+        if self.teacher is None and self.soft_labels is None:
+            raise ValueError("give a teacher (online) or soft_labels (offline)")
+        return self
+
+    @property
+    def online(self) -> bool:
+        return self.soft_labels is None
+
+
 def _describe(exc: ValidationError, source: str) -> str:
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "(root)"
+    key = ".".join(str(p) for p in err["loc"])
+    if not key:  # a rule across keys (model_validator)
+        return f"{source}: {err['msg'].removeprefix('Value error, ')}"
     if err["type"] == "extra_forbidden":
         return f"{source}: unknown key {key!r}"
     if err["type"] == "missing":

@@ -15,11 +15,12 @@ from .io import read_image, read_mask
 from .layouts import Sample, SegmentationSource
 
 
-def train_transform(imgsz: int, seed: int = 0) -> A.Compose:
+def train_transform(imgsz: int, seed: int = 0, soft_targets: bool = False) -> A.Compose:
     """Flips, 90-degree rotations, scale/rotate, then a random crop: cracks have no orientation.
 
     albumentations keeps its own random state (global seeds do not reach it): `seed` fixes it here,
-    and `seed_augmentation_worker` gives each DataLoader worker its own reproducible stream."""
+    and `seed_augmentation_worker` gives each DataLoader worker its own reproducible stream.
+    `soft_targets`: also move a `soft` (H, W, K) array of teacher probabilities with the mask."""
     return A.Compose([
         A.Affine(scale=(0.75, 1.25), rotate=(-30, 30), border_mode=cv2.BORDER_REFLECT_101, p=0.5),
         A.PadIfNeeded(imgsz, imgsz, border_mode=cv2.BORDER_REFLECT_101),
@@ -28,7 +29,7 @@ def train_transform(imgsz: int, seed: int = 0) -> A.Compose:
         A.VerticalFlip(),
         A.RandomRotate90(),
         A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
-    ], seed=seed)
+    ], seed=seed, additional_targets={"soft": "mask"} if soft_targets else None)
 
 
 def seed_augmentation_worker(worker_id: int) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import lightning as L
 from rich.console import Console
 
-COLUMNS = ("epoch", "train/loss", "val/loss", "val/precision", "val/recall", "val/f1", "val/iou",
-           "val/ods_f1", "val/miou_2class", "lr", "seconds")
+COLUMNS = ("epoch", "train/loss", "train/hard", "train/kd", "val/loss", "val/precision", "val/recall", "val/f1",
+           "val/iou", "val/ods_f1", "val/miou_2class", "lr", "seconds")  # hard/kd: distillation runs only
 
 
 class EpochSummary(L.Callback):
@@ -32,7 +32,7 @@ class EpochSummary(L.Callback):
         row = {
             "epoch": trainer.current_epoch + 1,
             "train/loss": m.get("train/loss_epoch", m.get("train/loss")),
-            **{k: m.get(k) for k in COLUMNS[2:9]},
+            **{k: m.get(k) for k in COLUMNS if k.startswith("val/") or k in ("train/hard", "train/kd")},
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - self._start, 1),
         }

@@ -8,6 +8,7 @@ with `torch.load(weights_only=True)`: a file that carries pickled code is refuse
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,39 @@ def safe_load(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # torch colours part of its message
+        first = text.splitlines()[0] if text else "unsupported content"
         raise WeightsError(f"{path}: refused, the file holds objects other than weights ({first[:120]})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: not a readable weights file ({str(exc).splitlines()[0][:120]})") from None
 
 
+DEPLOY_FORMAT = "defectkd-deploy-1"
+
+
+def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
+    """Student-only deploy file from a training checkpoint: model name, kwargs, threshold and the bare
+    model state dict (no optimiser, no teacher, no training heads' optimiser state), so that
+    `build_model(name, **kwargs).load_state_dict(d["state_dict"])` restores it."""
+    ckpt = safe_load(checkpoint)
+    hp = ckpt["hyper_parameters"]
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    deploy = {"format": DEPLOY_FORMAT, "model_name": hp["model_name"], "model_kwargs": hp.get("model_kwargs", {}),
+              "threshold": hp.get("config", {}).get("threshold", 0.5), "state_dict": state}
+    torch.save(deploy, out)
+    return Path(out)
+
+
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild the model saved in a defectkd checkpoint; returns (model in eval mode, hyper-parameters)."""
+    """Rebuild the model saved in a defectkd checkpoint or deploy file; returns (model in eval mode,
+    hyper-parameters: model_name, model_kwargs, config with at least the threshold)."""
     from ..models import build_model
 
     ckpt = safe_load(path)
+    if isinstance(ckpt, dict) and ckpt.get("format") == DEPLOY_FORMAT:
+        hp = {"model_name": ckpt["model_name"], "model_kwargs": ckpt["model_kwargs"],
+              "config": {"threshold": ckpt["threshold"]}}
+        ckpt = {"state_dict": {f"model.{k}": v for k, v in ckpt["state_dict"].items()}, "hyper_parameters": hp}
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise WeightsError(f"{path}: not a defectkd checkpoint (no state_dict / hyper_parameters)")
     hp = ckpt["hyper_parameters"]

@@ -11,22 +11,10 @@ import torch
 
 from ..data.dataset import SegmentationDataset
 from ..data.layouts import Sample
+from ..deploy.visualize import overlay
 from ..metrics import SegmentationMetrics, plot_pr_curve
 from ..models import crack_probability
 from .checkpoint import load_checkpoint_model
-
-
-def overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray | None) -> np.ndarray:
-    """RGB overlay: green = correct crack, red = false alarm, blue = missed crack (prediction only: red)."""
-    out = image.astype(np.float32).copy()
-    colours = []
-    if truth is None:
-        colours.append((pred, (255, 0, 0)))
-    else:
-        colours += [(pred & truth, (0, 255, 0)), (pred & ~truth, (255, 0, 0)), (~pred & truth, (0, 90, 255))]
-    for where, colour in colours:
-        out[where] = 0.35 * out[where] + 0.65 * np.array(colour, np.float32)
-    return out.astype(np.uint8)
 
 
 @torch.no_grad()

@@ -34,3 +34,18 @@ def resolve_run(path: str | Path) -> tuple[Path, Path]:
     if not (run / "config.yaml").is_file():
         raise WeightsError(f"{run / 'config.yaml'}: run config not found, cannot resume")
     return run, last
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """A weights file from a run folder (weights/best.pt, else last.pt) or a file path."""
+    from ..errors import WeightsError
+
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / "weights" / name).is_file():
+                return path / "weights" / name
+        raise WeightsError(f"{path}: run folder has no weights/best.pt or weights/last.pt")
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    return path

@@ -1,4 +1,5 @@
-"""`train segment`: data checks, run folder, Lightning fit, final evaluation of best.pt."""
+"""`train segment` and `distill segment`: data checks, run folder, Lightning fit, final evaluation of best.pt
+(and of the teacher, for distillation), student-only deploy file."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 from rich.console import Console
 from torch.utils.data import DataLoader
 
-from ..config import SegmentTrainConfig
+from ..config import DistillSegmentConfig, SegmentTrainConfig
 from ..data.check import validate
 from ..data.dataset import (
     SegmentationDataset,
@@ -26,9 +27,11 @@ from ..data.dataset import (
 from ..data.layouts import discover
 from ..errors import DataError
 from .callbacks import EpochSummary
-from .checkpoint import safe_load
+from ..info import count_parameters
+from .checkpoint import load_checkpoint_model, safe_load, save_deploy_file
 from .device import pick_accelerator, pick_precision
-from .evaluate import evaluate_weights
+from .distill import prepare_distillation
+from .evaluate import evaluate_model, evaluate_weights
 from .runs import new_run_dir
 from .segment_module import SegmentModule
 
@@ -58,17 +61,22 @@ def _checked_samples(cfg: SegmentTrainConfig, console: Console):
     train, val = drop_bad(train, bad), drop_bad(val, bad)
     if not train or not val:
         raise DataError(f"{cfg.data}: no usable labelled pairs for training and validation")
-    return train, val, how, report
+    return source, train, val, how, report
 
 
-def _loaders(cfg: SegmentTrainConfig, train, val):
-    train_ds = SegmentationDataset(train, train_transform(cfg.imgsz, cfg.seed), cfg.cache, cfg.mask_dilate)
+def _loaders(cfg: SegmentTrainConfig, train_ds: SegmentationDataset, val):
     val_ds = SegmentationDataset(val, None, cfg.cache, cfg.mask_dilate)
     common = {"num_workers": cfg.workers, "persistent_workers": cfg.workers > 0}
     g = torch.Generator().manual_seed(cfg.seed)
     return (DataLoader(train_ds, batch_size=min(cfg.batch, len(train_ds)), shuffle=True, drop_last=True,
                        generator=g, worker_init_fn=seed_augmentation_worker, **common),
             DataLoader(val_ds, batch_size=1, **common))
+
+
+def _default_name(cfg: SegmentTrainConfig) -> str:
+    if isinstance(cfg, DistillSegmentConfig):
+        return f"{cfg.model}-{cfg.method}" + ("" if cfg.online else "-offline")
+    return cfg.model
 
 
 def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Path | None = None,
@@ -80,13 +88,19 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
     if resume is not None:
         safe_load(resume)  # refuse pickled code before the run is touched or Lightning reads the file
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    train, val, how, report = _checked_samples(cfg, console)
+    source, train, val, how, report = _checked_samples(cfg, console)
     resolved = cfg.model_dump()
-    module = SegmentModule(cfg.model, cfg.model_kwargs(), resolved, pretrained=cfg.pretrained)
+    teacher_file = None
+    if isinstance(cfg, DistillSegmentConfig):  # checked (teacher, cache) before the run folder exists
+        setup = prepare_distillation(cfg, train, source.root, resolved)
+        module, train_ds, teacher_file = setup.module, setup.train_set, setup.teacher_weights
+    else:
+        module = SegmentModule(cfg.model, cfg.model_kwargs(), resolved, pretrained=cfg.pretrained)
+        train_ds = SegmentationDataset(train, train_transform(cfg.imgsz, cfg.seed), cfg.cache, cfg.mask_dilate)
     if cfg.channels_last:
         module = module.to(memory_format=torch.channels_last)
     if run_dir is None:
-        run_dir = new_run_dir(cfg.project, cfg.task, cfg.name or cfg.model)
+        run_dir = new_run_dir(cfg.project, cfg.task, cfg.name or _default_name(cfg))
     weights = run_dir / "weights"
     weights.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))  # a resume may extend epochs
@@ -95,7 +109,7 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
             "validation_split": how, "train_pairs": len(train), "val_pairs": len(val),
             "val_images": [str(s.image) for s in val], "data_check": {k: report[k] for k in (
                 "layout", "splits", "image_sizes", "crack_fraction")}}, indent=1))
-    train_dl, val_dl = _loaders(cfg, train, val)
+    train_dl, val_dl = _loaders(cfg, train_ds, val)
 
     # best.pt follows val/f1; last.pt is written every epoch (Lightning's save_last only follows best).
     # Both are saved at train-epoch end, after validation, so a resume starts a fresh epoch.
@@ -123,8 +137,15 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
         warnings.filterwarnings("ignore", ".*deterministic.*")
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None)
     best_file = weights / "best.pt" if (weights / "best.pt").exists() else weights / "last.pt"
+    deploy = save_deploy_file(best_file, weights / "deploy.pt")
     final = evaluate_weights(best_file, val_dl.dataset.samples, threshold=cfg.threshold, tolerant=True)
     summary = {"run": str(run_dir), "model": cfg.model, "epochs_run": trainer.current_epoch,
-               "best": str(best_file), "val": final}
+               "best": str(best_file), "deploy": str(deploy), "parameters": count_parameters(module.model),
+               "val": final}
+    if teacher_file is not None:  # side-by-side: the teacher on the same validation images
+        teacher, thp = load_checkpoint_model(teacher_file)
+        summary["teacher"] = {"weights": str(teacher_file), "model": thp["model_name"],
+                              "parameters": count_parameters(teacher),
+                              "val": evaluate_model(teacher, val, threshold=cfg.threshold, tolerant=True)}
     (run_dir / "results.json").write_text(json.dumps(summary, indent=1))
     return summary

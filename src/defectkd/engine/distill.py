@@ -1,0 +1,65 @@
+"""Setting up a distillation run: the teacher (online) or a validated soft-label cache (offline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import DistillSegmentConfig
+from ..data.dataset import SegmentationDataset, train_transform
+from ..distill.soft_labels import SoftLabelCache, file_sha256
+from ..errors import ConfigError
+from .checkpoint import load_checkpoint_model
+from .distill_module import DistillModule
+from .runs import resolve_weights
+
+
+@dataclass
+class DistillSetup:
+    module: DistillModule
+    train_set: SegmentationDataset
+    teacher_weights: Path | None  # for the teacher/student comparison; None if unknown or changed
+
+
+def _teacher_heads(teacher: torch.nn.Module) -> list[str]:
+    with torch.no_grad():
+        return list(teacher.forward_heads(torch.zeros(1, 3, 64, 64)).keys())
+
+
+def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path, resolved: dict) -> DistillSetup:
+    """Module + training set for online (teacher in memory) or offline (cached soft labels) KD."""
+    teacher_file = resolve_weights(cfg.teacher) if cfg.teacher else None
+    transform = train_transform(cfg.imgsz, cfg.seed, soft_targets=not cfg.online)
+    if cfg.online:
+        teacher, _ = load_checkpoint_model(teacher_file)
+        heads = _teacher_heads(teacher)
+        module = _module(cfg, resolved, teacher, heads, getattr(teacher, "main_head", heads[0]))
+        return DistillSetup(module, SegmentationDataset(train, transform, cfg.cache, cfg.mask_dilate), teacher_file)
+    if cfg.method != "kd":
+        raise ConfigError(f"soft_labels: offline distillation stores probabilities, usable by method 'kd' "
+                          f"only (got {cfg.method!r}); drop soft_labels to distil online")
+    from ..distill.dataset import SoftLabelDataset
+
+    cache = SoftLabelCache(cfg.soft_labels, cfg.T, data_root, train)
+    samples = list(train)
+    if cfg.unlabelled:
+        extra = cache.unlabelled_samples(data_root)
+        cache = SoftLabelCache(cfg.soft_labels, cfg.T, data_root, samples + extra)  # validates them too
+        samples += extra
+    module = _module(cfg, resolved, None, cache.heads, cache.main_head)
+    if teacher_file is None:  # compare against the cache's teacher when it is still the same file
+        recorded = Path(cache.manifest["teacher"])
+        if recorded.is_file() and file_sha256(recorded) == cache.manifest["teacher_sha256"]:
+            teacher_file = recorded
+    return DistillSetup(module, SoftLabelDataset(samples, cache, transform, cfg.cache, cfg.mask_dilate),
+                        teacher_file)
+
+
+def _module(cfg: DistillSegmentConfig, resolved: dict, teacher, heads: list[str], main: str) -> DistillModule:
+    try:
+        return DistillModule(cfg.model, cfg.model_kwargs(), resolved, teacher=teacher, teacher_heads=heads,
+                             teacher_main=main, pretrained=cfg.pretrained)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

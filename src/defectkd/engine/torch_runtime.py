@@ -1,0 +1,33 @@
+"""PyTorch runtime for `predict` with a .pt file: same interface as deploy.runtime.OnnxSegmenter."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models import crack_probability
+from .checkpoint import load_checkpoint_model
+
+
+class TorchSegmenter:
+    """Eager PyTorch inference at the image's own size (the model pads to its stride itself)."""
+
+    def __init__(self, weights: str | Path) -> None:
+        self.model, hp = load_checkpoint_model(weights)
+        self.threshold = float(hp.get("config", {}).get("threshold", 0.5))
+        self.model_name = hp["model_name"]
+
+    @torch.no_grad()
+    def segment(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        t0 = time.perf_counter()
+        x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255)[None]
+        t1 = time.perf_counter()
+        logits = self.model(x)
+        t2 = time.perf_counter()
+        prob = crack_probability(logits.float())[0].numpy()
+        t3 = time.perf_counter()
+        return prob, {"preprocess_ms": (t1 - t0) * 1e3, "inference_ms": (t2 - t1) * 1e3,
+                      "postprocess_ms": (t3 - t2) * 1e3}

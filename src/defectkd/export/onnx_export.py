@@ -1,0 +1,92 @@
+"""Student -> ONNX: deploy head only, checked with onnx.checker, verified against PyTorch in ONNX Runtime.
+
+The graph takes RGB float images in [0, 1] (N, 3, H, W) and returns logits (N, C, H, W): input scaling
+and stride padding are inside, so the edge side does no model-specific preprocessing. The model name,
+classes and threshold travel in the file's metadata.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..engine.checkpoint import load_checkpoint_model
+from ..errors import ConfigError, DefectKDError
+
+PARITY_TOLERANCE = 1e-4
+
+
+class ExportError(DefectKDError):
+    """The exported model is invalid or disagrees with PyTorch."""
+
+
+def _parity_image(image: str | Path | None, size: tuple[int, int] | None) -> tuple[np.ndarray, str]:
+    """RGB uint8 of `size` (H, W; None: as it is): the given image, or a synthetic crack image."""
+    import cv2
+
+    if image is not None:
+        from ..data.io import read_image
+
+        rgb, name = read_image(image), str(image)
+    else:
+        from ..data.synthetic import synth_crack_sample
+
+        rgb, name = synth_crack_sample(seed=0, size=max(size or (256,)))[0], "synthetic crack image"
+    if size is not None and rgb.shape[:2] != size:
+        rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return rgb, name
+
+
+def export_onnx(weights: str | Path, imgsz: int = 448, dynamic: bool = False, opset: int = 17,
+                out: str | Path | None = None, image: str | Path | None = None, overwrite: bool = False) -> dict:
+    """Export the student in WEIGHTS; returns file, parity max abs difference (logits) and sizes."""
+    import onnx
+    import onnxruntime as ort
+
+    if imgsz < 32:
+        raise ConfigError(f"--imgsz must be >= 32, got {imgsz}")
+    weights = Path(weights)
+    out = Path(out) if out else weights.with_suffix(".onnx")
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out}: already exists; pass --out elsewhere or --overwrite (nothing was overwritten)")
+    model, hp = load_checkpoint_model(weights)
+    model = model.float().eval()
+    example = torch.zeros(1, 3, imgsz, imgsz)
+    axes = {"images": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The TorchScript-based exporter: a few seconds, static or dynamic H, W both exact (measured).
+        torch.onnx.export(model, (example,), str(out), input_names=["images"], output_names=["logits"],
+                          opset_version=opset, dynamic_axes=axes if dynamic else None, dynamo=False)
+    proto = onnx.load(str(out))
+    threshold = hp.get("config", {}).get("threshold", 0.5)
+    for key, value in {"model": hp["model_name"], "classes": model.classes, "threshold": threshold,
+                       "imgsz": "dynamic" if dynamic else imgsz, "input": "RGB float [0,1] NCHW",
+                       "output": "logits NCHW", "producer": "defectkd"}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"{out}: onnx.checker rejected the model ({str(exc).splitlines()[0][:120]})") from None
+    onnx.save(proto, str(out))
+
+    # a dynamic export is checked at the image's own size, a static one at the export size
+    rgb, source = _parity_image(image, None if dynamic and image is not None else (imgsz, imgsz))
+    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255)[None]
+    with torch.no_grad():
+        reference = model(x).numpy()
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    result = session.run(None, {"images": x.numpy()})[0]
+    diff = float(np.abs(result - reference).max())
+    summary = {"file": str(out), "model": hp["model_name"], "imgsz": imgsz, "dynamic": dynamic, "opset": opset,
+               "size_mb": round(out.stat().st_size / 2**20, 2), "parity_image": source, "max_abs_diff": diff,
+               "tolerance": PARITY_TOLERANCE}
+    if not diff < PARITY_TOLERANCE:
+        raise ExportError(f"{out}: ONNX Runtime logits differ from PyTorch by {diff:.2e} "
+                          f"(limit {PARITY_TOLERANCE:g}) on {source}")
+    return summary

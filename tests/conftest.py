@@ -44,3 +44,17 @@ def cli(capsys, monkeypatch):
         return CLIResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """An mcff-l deploy file with seeded random weights (no training needed to test plumbing)."""
+    from defectkd.engine.checkpoint import DEPLOY_FORMAT
+    from defectkd.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mcff-l")
+    path = tmp_path_factory.mktemp("weights") / "mcff-l.pt"
+    torch.save({"format": DEPLOY_FORMAT, "model_name": "mcff-l", "model_kwargs": {"classes": 2},
+                "threshold": 0.5, "state_dict": model.state_dict()}, path)
+    return path

@@ -120,7 +120,7 @@ def export(weights: str | Path, format: str = "onnx", imgsz: int = 448, dynamic:
 
 def predict(weights: str | Path, source: str | Path, save: bool = False, threshold: float | None = None,
             project: str | Path = "runs", name: str = "predict", threads: int | None = None,
-            on_result: Callable[[dict], None] | None = None) -> dict:
+            on_result: Callable[[dict], None] | None = None, save_dir: str | Path | None = None) -> dict:
     """Segment every image of SOURCE (file, folder or glob) with a .pt (PyTorch) or .onnx (ONNX Runtime)
     model; returns {"results": [...], "save_dir": ...}. With save, masks/, overlays/ and predictions.jsonl
     go to a new runs/predict/<name>/."""
@@ -132,11 +132,11 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
     except SourceError as exc:
         raise DataError(str(exc)) from None
     segmenter = _segmenter(Path(weights), threads)
-    save_dir = None
-    if save:
+    if save and save_dir is None:
         from .engine.runs import new_run_dir
 
         save_dir = new_run_dir(project, "predict", name)
+    save_dir = Path(save_dir) if save else None
     try:
         results = list(predict_images(segmenter, files, save_dir, threshold, on_result))
     except UnreadableImage as exc:
@@ -191,20 +191,12 @@ def models() -> list[dict]:
     return rows
 
 
-def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size: int = 128, epochs: int = 15,
-         model: str = "mcff-l", seed: int = 0) -> dict:
-    """The quick-start job on built-in synthetic cracks: synth -> train -> val on a held-out split.
+def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size: int = 128, epochs: int = 12,
+         teacher: str = "unet-r50", teacher_epochs: int = 15, student: str = "mcff-l", T: float = 10.0,
+         alpha: float = 0.9, seed: int = 0, say: Callable[[str], None] | None = None) -> dict:
+    """The quick-start job on built-in synthetic cracks: teacher, soft labels, distilled student and the
+    student alone, test metrics of all three, ONNX export and prediction. See defectkd.demo."""
+    from .demo import run_demo
 
-    Everything goes to a new folder runs/demo/<name>/ (data/, segment/<model>/, val/).
-    """
-    from .data.synthetic import write_synthetic_segment
-    from .engine.runs import new_run_dir
-
-    root = new_run_dir(project, "demo", "demo")
-    data = root / "data"
-    write_synthetic_segment(data / "train", n_train, size, seed)
-    write_synthetic_segment(data / "test", n_test, size, seed + 1)
-    summary = train("segment", data=str(data), model=model, epochs=epochs, imgsz=size, batch=8,
-                    project=str(root), name=model, seed=seed, workers=1)
-    result = val(summary["best"], data, split="test", save_dir=root / "val")
-    return {"root": str(root), "train": summary, "test": result}
+    return run_demo(project, n_train, n_test, size, epochs, teacher, teacher_epochs, student, T, alpha, seed,
+                    say or (lambda _: None))

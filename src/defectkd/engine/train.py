@@ -26,8 +26,8 @@ from ..data.dataset import (
 )
 from ..data.layouts import discover
 from ..errors import DataError
-from .callbacks import EpochSummary
 from ..info import count_parameters
+from .callbacks import EpochSummary
 from .checkpoint import load_checkpoint_model, safe_load, save_deploy_file
 from .device import pick_accelerator, pick_precision
 from .distill import prepare_distillation

@@ -1,0 +1,60 @@
+"""`distill segment` online and offline, `soft-labels`, through the real CLI on tiny synthetic data."""
+
+import json
+
+import yaml
+
+from defectkd.engine.checkpoint import load_checkpoint_model
+from defectkd.models import build_model
+
+TINY = ["epochs=1", "imgsz=48", "batch=4", "workers=0"]
+
+
+def test_online_distillation_run_has_student_only_weights_and_teacher_comparison(tmp_path, tiny_seg, tiny_weights, cli):
+    r = cli("distill", "segment", "--teacher", tiny_weights, "--student", "mcff-l", "--data", tiny_seg,
+            "--T", 4, "--alpha", 0.7, *TINY, f"project={tmp_path}")
+    assert r.code == 0, r.err
+    run = tmp_path / "segment" / "mcff-l-kd"
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert (cfg["T"], cfg["alpha"], cfg["method"], cfg["kd_heads"]) == (4.0, 0.7, "kd", "auto")
+    assert cfg["teacher"] == str(tiny_weights) and cfg["soft_labels"] is None
+    assert "teacher" in r.out and "student" in r.out  # the side-by-side table
+    summary = json.loads((run / "results.json").read_text())
+    assert summary["teacher"]["model"] == "mcff-l" and "f1" in summary["teacher"]["val"]
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert "train/kd" in header and "train/hard" in header
+    # the deploy file loads with build_model + weights alone, and only has the student's tensors
+    import torch
+
+    deploy = torch.load(run / "weights" / "deploy.pt", weights_only=True)
+    student = build_model(deploy["model_name"], **deploy["model_kwargs"])
+    student.load_state_dict(deploy["state_dict"])
+    model, _ = load_checkpoint_model(run / "weights" / "best.pt")
+    assert set(model.state_dict()) == set(student.state_dict())
+
+
+def test_offline_distillation_from_the_cache_and_refusals(tmp_path, tiny_seg, tiny_weights, cli):
+    soft = tmp_path / "soft"
+    r = cli("soft-labels", "--teacher", tiny_weights, "--data", tiny_seg, "--out", soft, "--T", 10)
+    assert r.code == 0, r.err
+    assert "24 images" in r.out
+    r = cli("distill", "segment", "--soft-labels", soft, "--student", "mcff-l", "--data", tiny_seg, *TINY,
+            f"project={tmp_path}")
+    assert r.code == 0, r.err
+    run = tmp_path / "segment" / "mcff-l-kd-offline"
+    assert (run / "weights" / "best.pt").is_file()
+    summary = json.loads((run / "results.json").read_text())
+    assert summary["teacher"]["weights"] == str(tiny_weights.resolve())  # found through the manifest
+
+    runs_before = sorted(p.name for p in (tmp_path / "segment").iterdir())
+    r = cli("distill", "segment", "--soft-labels", soft, "--data", tiny_seg, "--T", 5, *TINY, f"project={tmp_path}")
+    assert r.code == 2 and "made at T=10" in r.err and len(r.err.strip().splitlines()) == 1
+    r = cli("distill", "segment", "--data", tiny_seg, *TINY, f"project={tmp_path}")
+    assert r.code == 2 and "give a teacher" in r.err
+    r = cli("distill", "segment", "--soft-labels", soft, "--data", tiny_seg, "--method", "fitnet", *TINY,
+            f"project={tmp_path}")
+    assert r.code == 2
+    r = cli("distill", "segment", "--teacher", tmp_path / "missing.pt", "--data", tiny_seg, *TINY,
+            f"project={tmp_path}")
+    assert r.code == 2 and "missing.pt" in r.err
+    assert sorted(p.name for p in (tmp_path / "segment").iterdir()) == runs_before  # refusals leave no run

@@ -41,3 +41,20 @@ def test_train_speed_quick(capsys):
     assert _load("train_speed").main(["--quick", "--threads", "1"]) == 0
     rows = _table_rows(capsys.readouterr().out)
     assert rows[1][0].strip() == "fp32" and float(rows[1][2]) > 0
+
+
+def test_distill_speed_quick(capsys):
+    assert _load("distill_speed").main(["--quick", "--threads", "1"]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert [r[0].strip() for r in rows[1:]] == ["student alone", "distilled offline (cache)",
+                                                "distilled online (teacher)"]
+    assert float(rows[1][3]) == 1.0 and all(float(r[1]) > 0 for r in rows[1:])
+
+
+def test_onnx_speed_quick(capsys, tmp_path):
+    out = tmp_path / "o.json"
+    assert _load("onnx_speed").main(["--quick", "--threads", "1", "--json", str(out)]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert [r[0].strip() for r in rows[1:]] == ["pytorch eager fp32", "onnxruntime fp32"]
+    result = json.loads(out.read_text())
+    assert result["max_abs_diff"] < 1e-4 and result["ort_speedup"] > 0

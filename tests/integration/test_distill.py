@@ -58,3 +58,23 @@ def test_offline_distillation_from_the_cache_and_refusals(tmp_path, tiny_seg, ti
             f"project={tmp_path}")
     assert r.code == 2 and "missing.pt" in r.err
     assert sorted(p.name for p in (tmp_path / "segment").iterdir()) == runs_before  # refusals leave no run
+
+
+def test_unlabelled_images_join_offline_distillation(tmp_path, tiny_seg, tiny_weights, cli):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_seg, data)
+    for mask in sorted((data / "masks").iterdir())[:4]:
+        mask.unlink()  # 4 images without masks
+    soft = tmp_path / "soft"
+    assert cli("soft-labels", "--teacher", tiny_weights, "--data", data, "--out", soft, "--unlabelled").code == 0
+    manifest = json.loads((soft / "manifest.json").read_text())
+    assert sum(not e["labelled"] for e in manifest["images"].values()) == 4
+    refused = cli("distill", "segment", "--soft-labels", soft, "--data", data, *TINY, f"project={tmp_path}")
+    assert refused.code == 2 and "(unlabelled)" in refused.err  # not silently mixed in
+    r = cli("distill", "segment", "--soft-labels", soft, "--data", data, "unlabelled=true", *TINY,
+            f"project={tmp_path}")
+    assert r.code == 0, r.err
+    info = json.loads((tmp_path / "segment" / "mcff-l-kd-offline" / "data.json").read_text())
+    assert info["train_images"] == info["train_pairs"] + 4 and info["train_pairs"] + info["val_pairs"] == 20

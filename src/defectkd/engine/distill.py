@@ -33,6 +33,8 @@ def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path
     teacher_file = resolve_weights(cfg.teacher) if cfg.teacher else None
     transform = train_transform(cfg.imgsz, cfg.seed, soft_targets=not cfg.online)
     if cfg.online:
+        if cfg.unlabelled:
+            raise ConfigError("unlabelled=true trains on cached soft labels: give soft_labels (offline) too")
         teacher, _ = load_checkpoint_model(teacher_file)
         heads = _teacher_heads(teacher)
         module = _module(cfg, resolved, teacher, heads, getattr(teacher, "main_head", heads[0]))

@@ -50,7 +50,9 @@ def _checked_samples(cfg: SegmentTrainConfig, console: Console):
     """Validate every pair; refuse on a blocking problem unless skip_bad."""
     source = discover(cfg.data)
     report = validate(source)
-    blocking = [p for p in source.problems if p.blocking]
+    # images without masks are training data when distilling with unlabelled=true (KD term only)
+    unlabelled_ok = isinstance(cfg, DistillSegmentConfig) and cfg.unlabelled
+    blocking = [p for p in source.problems if p.blocking and not (unlabelled_ok and "(unlabelled)" in p.message)]
     if blocking and not cfg.skip_bad:
         more = f" (and {len(blocking) - 1} more problems)" if len(blocking) > 1 else ""
         raise DataError(f"{blocking[0]}{more}; see `defectkd data check {cfg.data}` or pass --skip-bad")
@@ -107,8 +109,8 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
     if resume is None:
         (run_dir / "data.json").write_text(json.dumps({
             "validation_split": how, "train_pairs": len(train), "val_pairs": len(val),
-            "val_images": [str(s.image) for s in val], "data_check": {k: report[k] for k in (
-                "layout", "splits", "image_sizes", "crack_fraction")}}, indent=1))
+            "val_images": [str(s.image) for s in val], "train_images": len(train_ds),
+            "data_check": {k: report[k] for k in ("layout", "splits", "image_sizes", "crack_fraction")}}, indent=1))
     train_dl, val_dl = _loaders(cfg, train_ds, val)
 
     # best.pt follows val/f1; last.pt is written every epoch (Lightning's save_last only follows best).

@@ -73,6 +73,7 @@ class DistillSegmentConfig(SegmentTrainConfig):
     method: str = Field("kd", description="distillation method (see defectkd.distill.list_methods)")
     T: float = Field(10.0, gt=0, description="temperature (MCFF-L: 10 best of 5, 10, 15)")
     alpha: float = Field(0.9, ge=0, le=1, description="weight of the distillation term; 1 - alpha on hard labels")
+    kd_pos_weight: float = Field(1.0, gt=0, description="KD pixel weight on the teacher's crack pixels (1: plain mean)")
     kd_heads: Literal["auto", "by-name", "main"] = Field(
         "auto", description="by-name: each student head from the teacher head of that name; main: all from "
         "the teacher's main head; auto: by-name when the teacher has every student head")

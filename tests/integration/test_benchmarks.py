@@ -58,3 +58,12 @@ def test_onnx_speed_quick(capsys, tmp_path):
     assert [r[0].strip() for r in rows[1:]] == ["pytorch eager fp32", "onnxruntime fp32"]
     result = json.loads(out.read_text())
     assert result["max_abs_diff"] < 1e-4 and result["ort_speedup"] > 0
+
+
+@pytest.mark.slow
+def test_kd_settings_quick(capsys, tmp_path):
+    assert _load("kd_settings").main(["--quick", "--work", str(tmp_path)]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert [r[0].strip() for r in rows[1:]] == ["teacher (teacher)", "alone", "T=4,alpha=0.5"]
+    assert (tmp_path / "soft_T4" / "manifest.json").is_file()
+    assert all(0.0 <= float(r[1]) <= 1.0 for r in rows[1:])

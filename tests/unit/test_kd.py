@@ -103,3 +103,16 @@ def test_registry_builds_kd_and_refuses_unknown_names():
         build_loss("nope")
     with pytest.raises(ConfigError, match="T must be > 0"):
         build_loss("kd", T=0)
+
+
+def test_crack_weighted_kd_is_the_weighted_pixel_mean():
+    T, pw = 2.0, 5.0
+    s = torch.tensor([[[[0.0, 1.0]], [[0.0, 0.0]]]])
+    t = torch.tensor([[[[2.0, 0.0]], [[0.0, 3.0]]]])  # pixel a: background by 2, pixel b: crack by 3
+    kl_a = _kl(_softmax([2 / T, 0]), _softmax([0, 0]))
+    kl_b = _kl(_softmax([0, 3 / T]), _softmax([1 / T, 0]))
+    crack_a, crack_b = _softmax([2, 0])[1], _softmax([0, 3])[1]  # teacher crack probability at T = 1
+    w_a, w_b = 1 + (pw - 1) * crack_a, 1 + (pw - 1) * crack_b
+    expected = T * T * (w_a * kl_a + w_b * kl_b) / (w_a + w_b)
+    assert KDLoss(T=T, pos_weight=pw)(s, t).item() == pytest.approx(expected, rel=1e-5)
+    assert KDLoss(T=T, pos_weight=1.0)(s, t).item() == pytest.approx(T * T * (kl_a + kl_b) / 2, rel=1e-6)

@@ -44,39 +44,59 @@ def soften(teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
     return torch.sigmoid(z) if z.shape[1] == 1 else torch.softmax(z, dim=1)
 
 
-def kd_from_probabilities(student_logits: torch.Tensor, teacher_probs: torch.Tensor, T: float) -> torch.Tensor:
+def crack_probability_at_t1(teacher_probs: torch.Tensor, T: float) -> torch.Tensor:
+    """The teacher's crack probability at T = 1, (N, H, W), recovered from its probabilities at T
+    (exact for 2 classes and for sigmoid outputs: the logit difference is T times the softened one)."""
+    q = teacher_probs.float().clamp(_EPS, 1 - _EPS)
+    crack = q[:, -1] if q.shape[1] <= 2 else 1 - q[:, 0]  # 1 channel: it; 2: channel 1; more: not background
+    return torch.sigmoid(T * (crack.log() - (1 - crack).log()))
+
+
+def kd_from_probabilities(student_logits: torch.Tensor, teacher_probs: torch.Tensor, T: float,
+                          pos_weight: float = 1.0) -> torch.Tensor:
     """T^2 * mean over samples (and pixels) of KL(teacher_probs || softmax(student / T)).
 
     The entry point for offline distillation, where the cache already holds softened probabilities.
+    `pos_weight` > 1 (dense maps only) weights each pixel by 1 + (pos_weight - 1) * p_crack, the
+    teacher's crack probability at T = 1, and takes the weighted mean: the per-pixel KL otherwise
+    spends almost all of its weight on background (about 96 % of crack-image pixels), as an
+    unweighted cross-entropy would.
     """
     z = student_logits.float() / T
     q = teacher_probs.float()
     if z.shape[1] == 1:  # binary KL per pixel: q log(q/p) + (1-q) log((1-q)/(1-p))
         log_p, log_1mp = F.logsigmoid(z), F.logsigmoid(-z)
-        q = q.clamp(_EPS, 1 - _EPS)
-        kl = q * (q.log() - log_p) + (1 - q) * ((1 - q).log() - log_1mp)
+        qc = q.clamp(_EPS, 1 - _EPS)
+        kl = qc * (qc.log() - log_p) + (1 - qc) * ((1 - qc).log() - log_1mp)
         per_position = kl[:, 0]
     else:
         log_p = F.log_softmax(z, dim=1)
         per_position = (torch.xlogy(q, q) - q * log_p).sum(dim=1)  # xlogy: 0 log 0 = 0
+    if pos_weight != 1.0 and per_position.dim() == 3:
+        w = 1 + (pos_weight - 1) * crack_probability_at_t1(q, T)
+        return (w * per_position).sum() / w.sum() * T * T
     return per_position.mean() * T * T
 
 
 class KDLoss(nn.Module):
     """Hinton KD: `loss(student, teacher, target=None)` on logits (N,C) or (N,C,H,W).
+    `pos_weight`: crack-weighted pixel mean for dense maps (see `kd_from_probabilities`).
 
     Teacher logits with a different channel form (2-class vs sigmoid) or size are converted to the
     student's (see `match_channels`, `match_size`)."""
 
-    def __init__(self, T: float = 4.0) -> None:
+    def __init__(self, T: float = 4.0, pos_weight: float = 1.0) -> None:
         super().__init__()
         if T <= 0:
             raise ValueError(f"temperature T must be > 0, got {T}")
+        if pos_weight <= 0:
+            raise ValueError(f"pos_weight must be > 0, got {pos_weight}")
         self.T = float(T)
+        self.pos_weight = float(pos_weight)
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         teacher = match_size(match_channels(teacher.detach(), student.shape[1]), student)
-        return kd_from_probabilities(student, soften(teacher, self.T), self.T)
+        return kd_from_probabilities(student, soften(teacher, self.T), self.T, self.pos_weight)
 
     def extra_repr(self) -> str:
-        return f"T={self.T}"
+        return f"T={self.T}, pos_weight={self.pos_weight}"

@@ -50,7 +50,8 @@ class DistillModule(SegmentModule):
         if teacher is not None:
             teacher.eval().requires_grad_(False)
         object.__setattr__(self, "teacher", teacher)  # not a child: not trained, saved or moved by Lightning
-        self.kd = build_loss(config["method"], T=config["T"])
+        self.kd_pos_weight = float(config.get("kd_pos_weight", 1.0))
+        self.kd = build_loss(config["method"], T=config["T"], pos_weight=self.kd_pos_weight)
         self.T = float(config["T"])
         self.alpha = float(config["alpha"])
         student_heads = list(self.model.forward_heads(torch.zeros(1, 3, 32, 32)).keys())
@@ -89,7 +90,7 @@ class DistillModule(SegmentModule):
                 if w > 0:
                     s = heads[h].float()
                     q = match_size(match_probability_channels(soft[self.head_map[h]], s.shape[1]), s)
-                    kd = kd + w * kd_from_probabilities(s, q, self.T)
+                    kd = kd + w * kd_from_probabilities(s, q, self.T, self.kd_pos_weight)
         else:
             teacher = self._teacher_targets(x)
             for h, w in weights.items():

@@ -40,9 +40,26 @@ def _parity_image(image: str | Path | None, size: tuple[int, int] | None) -> tup
     return rgb, name
 
 
+def _training_image(data: str | None) -> Path | None:
+    """The first image of the data the model was trained on, when it is still there."""
+    if not data or not Path(data).exists():
+        return None
+    from ..data.layouts import discover
+    from ..errors import DataError
+
+    try:
+        source = discover(data)
+    except DataError:
+        return None
+    samples = [s for split in source.splits.values() for s in split]
+    return samples[0].image if samples else None
+
+
 def export_onnx(weights: str | Path, imgsz: int = 448, dynamic: bool = False, opset: int = 17,
                 out: str | Path | None = None, image: str | Path | None = None, overwrite: bool = False) -> dict:
-    """Export the student in WEIGHTS; returns file, parity max abs difference (logits) and sizes."""
+    """Export the student in WEIGHTS; returns file, parity max abs difference (logits) and sizes.
+
+    The parity image is `image`, else the first image of the run's training data, else a synthetic one."""
     import onnx
     import onnxruntime as ort
 
@@ -75,6 +92,8 @@ def export_onnx(weights: str | Path, imgsz: int = 448, dynamic: bool = False, op
         raise ExportError(f"{out}: onnx.checker rejected the model ({str(exc).splitlines()[0][:120]})") from None
     onnx.save(proto, str(out))
 
+    if image is None:
+        image = _training_image(hp.get("config", {}).get("data"))
     # a dynamic export is checked at the image's own size, a static one at the export size
     rgb, source = _parity_image(image, None if dynamic and image is not None else (imgsz, imgsz))
     x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255)[None]

@@ -78,3 +78,16 @@ def test_unlabelled_images_join_offline_distillation(tmp_path, tiny_seg, tiny_we
     assert r.code == 0, r.err
     info = json.loads((tmp_path / "segment" / "mcff-l-kd-offline" / "data.json").read_text())
     assert info["train_images"] == info["train_pairs"] + 4 and info["train_pairs"] + info["val_pairs"] == 20
+
+
+def test_distillation_run_resumes_as_a_distillation_run(tmp_path, tiny_seg, tiny_weights, cli):
+    r = cli("distill", "segment", "--teacher", tiny_weights, "--data", tiny_seg, "--alpha", 0.6, *TINY,
+            f"project={tmp_path}", "name=kd")
+    assert r.code == 0, r.err
+    run = tmp_path / "segment" / "kd"
+    r = cli("distill", "segment", "--resume", run, "--epochs", 2)
+    assert r.code == 0, r.err
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["epochs"] == 2 and cfg["alpha"] == 0.6 and cfg["teacher"] == str(tiny_weights)
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[2].split(",")[0] == "2" and rows[2].split(",")[3] != ""  # epoch 2 has a KD term

@@ -76,9 +76,8 @@ def soft_labels(teacher: str | Path, data: str | Path, out: str | Path, T: float
                 progress: Callable[[], None] | None = None) -> dict:
     """Run a teacher once over the training images; store its softened outputs (float16) in OUT."""
     from .distill.soft_labels import write_soft_labels
-    from .engine.runs import resolve_weights
 
-    return write_soft_labels(resolve_weights(teacher), data, T, out, unlabelled=unlabelled, progress=progress)
+    return write_soft_labels(teacher, data, T, out, unlabelled=unlabelled, progress=progress)
 
 
 def val(weights: str | Path, data: str | Path, split: str = "test", threshold: float | None = None,

@@ -45,15 +45,16 @@ def _npz_name(key: str) -> str:
     return key.replace("/", "__").rsplit(".", 1)[0] + ".npz"
 
 
-def write_soft_labels(teacher_weights: str | Path, data: str | Path, T: float, out: str | Path,
+def write_soft_labels(teacher_weights: str | Path | list, data: str | Path, T: float, out: str | Path,
                       splits: tuple[str, ...] = ("train", "val"), unlabelled: bool = False,
                       progress: Callable[[], None] | None = None) -> dict:
-    """Run the teacher over the training images (and unlabelled ones if asked); write the cache."""
+    """Run the teacher over the training images (and unlabelled ones if asked); write the cache.
+    `teacher_weights`: a run folder or weights file, or several joined by commas (an ensemble)."""
     import torch
 
     from ..data.dataset import SegmentationDataset
     from ..data.layouts import discover
-    from ..engine.checkpoint import load_checkpoint_model
+    from ..engine.teacher import join_files, load_teacher, teacher_files
 
     if T <= 0:
         raise ConfigError(f"--T must be > 0, got {T}")
@@ -65,7 +66,8 @@ def write_soft_labels(teacher_weights: str | Path, data: str | Path, T: float, o
     samples = [s for n in names for s in source.splits[n] if s.mask is not None or unlabelled]
     if not samples:
         raise DataError(f"{data}: no training images found (splits: {', '.join(source.splits)})")
-    teacher, hp = load_checkpoint_model(teacher_weights)
+    files = teacher_files(teacher_weights)
+    teacher, teacher_name = load_teacher(teacher_weights)
     out.mkdir(parents=True, exist_ok=True)
     images: dict[str, dict] = {}
     heads: list[str] = []
@@ -82,8 +84,8 @@ def write_soft_labels(teacher_weights: str | Path, data: str | Path, T: float, o
                            "size": list(x.shape[-2:]), "labelled": sample.mask is not None}
             if progress:
                 progress()
-    manifest = {"format": FORMAT, "teacher": str(Path(teacher_weights).resolve()),
-                "teacher_sha256": file_sha256(teacher_weights), "teacher_model": hp.get("model_name"),
+    manifest = {"format": FORMAT, "teacher": join_files(files),
+                "teacher_sha256": ",".join(file_sha256(f) for f in files), "teacher_model": teacher_name,
                 "T": float(T), "heads": heads, "main_head": getattr(teacher, "main_head", heads[0]),
                 "classes": int(getattr(teacher, "classes", 2)), "dtype": "float16",
                 "data": str(source.root.resolve()), "images": images}

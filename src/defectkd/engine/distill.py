@@ -11,16 +11,15 @@ from ..config import DistillSegmentConfig
 from ..data.dataset import SegmentationDataset, train_transform
 from ..distill.soft_labels import SoftLabelCache, file_sha256
 from ..errors import ConfigError
-from .checkpoint import load_checkpoint_model
 from .distill_module import DistillModule
-from .runs import resolve_weights
+from .teacher import join_files, load_teacher, teacher_files
 
 
 @dataclass
 class DistillSetup:
     module: DistillModule
     train_set: SegmentationDataset
-    teacher_weights: Path | None  # for the teacher/student comparison; None if unknown or changed
+    teacher_weights: str | None  # for the teacher/student comparison (files joined by commas); None if unknown
 
 
 def _teacher_heads(teacher: torch.nn.Module) -> list[str]:
@@ -30,12 +29,12 @@ def _teacher_heads(teacher: torch.nn.Module) -> list[str]:
 
 def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path, resolved: dict) -> DistillSetup:
     """Module + training set for online (teacher in memory) or offline (cached soft labels) KD."""
-    teacher_file = resolve_weights(cfg.teacher) if cfg.teacher else None
+    teacher_file = join_files(teacher_files(cfg.teacher)) if cfg.teacher else None
     transform = train_transform(cfg.imgsz, cfg.seed, soft_targets=not cfg.online)
     if cfg.online:
         if cfg.unlabelled:
             raise ConfigError("unlabelled=true trains on cached soft labels: give soft_labels (offline) too")
-        teacher, _ = load_checkpoint_model(teacher_file)
+        teacher, _ = load_teacher(teacher_file)
         heads = _teacher_heads(teacher)
         module = _module(cfg, resolved, teacher, heads, getattr(teacher, "main_head", heads[0]))
         return DistillSetup(module, SegmentationDataset(train, transform, cfg.cache, cfg.mask_dilate), teacher_file)
@@ -51,10 +50,11 @@ def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path
         cache = SoftLabelCache(cfg.soft_labels, cfg.T, data_root, samples + extra)  # validates them too
         samples += extra
     module = _module(cfg, resolved, None, cache.heads, cache.main_head)
-    if teacher_file is None:  # compare against the cache's teacher when it is still the same file
-        recorded = Path(cache.manifest["teacher"])
-        if recorded.is_file() and file_sha256(recorded) == cache.manifest["teacher_sha256"]:
-            teacher_file = recorded
+    if teacher_file is None:  # compare against the cache's teacher when its files are unchanged
+        recorded = [Path(p) for p in cache.manifest["teacher"].split(",")]
+        hashes = cache.manifest["teacher_sha256"].split(",")
+        if all(p.is_file() and file_sha256(p) == h for p, h in zip(recorded, hashes, strict=True)):
+            teacher_file = cache.manifest["teacher"]
     return DistillSetup(module, SoftLabelDataset(samples, cache, transform, cfg.cache, cfg.mask_dilate),
                         teacher_file)
 

@@ -28,12 +28,13 @@ from ..data.layouts import discover
 from ..errors import DataError
 from ..info import count_parameters
 from .callbacks import EpochSummary
-from .checkpoint import load_checkpoint_model, safe_load, save_deploy_file
+from .checkpoint import safe_load, save_deploy_file
 from .device import pick_accelerator, pick_precision
 from .distill import prepare_distillation
 from .evaluate import evaluate_model, evaluate_weights
 from .runs import new_run_dir
 from .segment_module import SegmentModule
+from .teacher import load_teacher
 
 
 def quiet_lightning() -> None:
@@ -145,8 +146,8 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
                "best": str(best_file), "deploy": str(deploy), "parameters": count_parameters(module.model),
                "val": final}
     if teacher_file is not None:  # side-by-side: the teacher on the same validation images
-        teacher, thp = load_checkpoint_model(teacher_file)
-        summary["teacher"] = {"weights": str(teacher_file), "model": thp["model_name"],
+        teacher, teacher_name = load_teacher(teacher_file)
+        summary["teacher"] = {"weights": str(teacher_file), "model": teacher_name,
                               "parameters": count_parameters(teacher),
                               "val": evaluate_model(teacher, val, threshold=cfg.threshold, tolerant=True)}
     (run_dir / "results.json").write_text(json.dumps(summary, indent=1))

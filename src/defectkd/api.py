@@ -191,8 +191,8 @@ def models() -> list[dict]:
 
 
 def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size: int = 128, epochs: int = 12,
-         teacher: str = "unet-r50", teacher_epochs: int = 15, student: str = "mcff-l", T: float = 10.0,
-         alpha: float = 0.9, seed: int = 0, say: Callable[[str], None] | None = None) -> dict:
+         teacher: str = "unet-r50", teacher_epochs: int = 15, student: str = "mcff-l", T: float = 4.0,
+         alpha: float = 0.5, seed: int = 0, say: Callable[[str], None] | None = None) -> dict:
     """The quick-start job on built-in synthetic cracks: teacher, soft labels, distilled student and the
     student alone, test metrics of all three, ONNX export and prediction. See defectkd.demo."""
     from .demo import run_demo

@@ -23,8 +23,8 @@ def _fps(weights: str, size: int) -> float:
 
 
 def run_demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size: int = 128, epochs: int = 12,
-             teacher: str = "unet-r50", teacher_epochs: int = 15, student: str = "mcff-l", T: float = 10.0,
-             alpha: float = 0.9, seed: int = 0, say: Callable[[str], None] = lambda _: None) -> dict:
+             teacher: str = "unet-r50", teacher_epochs: int = 15, student: str = "mcff-l", T: float = 4.0,
+             alpha: float = 0.5, seed: int = 0, say: Callable[[str], None] = lambda _: None) -> dict:
     """Run every stage into a new runs/demo/<name>/; returns the comparison rows and where things are."""
     from .data.synthetic import write_synthetic_segment
     from .engine.runs import new_run_dir

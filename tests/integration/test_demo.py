@@ -16,9 +16,9 @@ def test_demo_pipeline_small(tmp_path):
     for run in ("teacher", "mcff-l-kd", "mcff-l-alone"):
         assert (root / "segment" / run / "weights" / "deploy.pt").is_file()
     manifest = json.loads((root / "soft_labels" / "manifest.json").read_text())
-    assert manifest["T"] == 10.0 and manifest["teacher_model"] == "unet-r50" and len(manifest["images"]) == 12
+    assert manifest["T"] == 4.0 and manifest["teacher_model"] == "unet-r50" and len(manifest["images"]) == 12
     kd_config = (root / "segment" / "mcff-l-kd" / "config.yaml").read_text()
-    assert "soft_labels:" in kd_config and "alpha: 0.9" in kd_config
+    assert "soft_labels:" in kd_config and "alpha: 0.5" in kd_config
     for name in ("teacher", "alone", "distilled"):
         metrics = json.loads((root / "val" / name / "metrics.json").read_text())
         assert metrics["split"] == "test" and metrics["metrics"]["images"] == 4

@@ -55,6 +55,7 @@ def write_soft_labels(teacher_weights: str | Path | list, data: str | Path, T: f
     from ..data.dataset import SegmentationDataset
     from ..data.layouts import discover
     from ..engine.teacher import join_files, load_teacher, teacher_files
+    from .kd import soften
 
     if T <= 0:
         raise ConfigError(f"--T must be > 0, got {T}")
@@ -77,7 +78,7 @@ def write_soft_labels(teacher_weights: str | Path | list, data: str | Path, T: f
             x = dataset[i][0][None]
             outputs = teacher.forward_heads(x)
             heads = list(outputs)
-            arrays = {h: _soft(z, T)[0].numpy().astype(np.float16) for h, z in outputs.items()}
+            arrays = {h: soften(z, T)[0].numpy().astype(np.float16) for h, z in outputs.items()}
             key = image_key(sample.image, source.root)
             np.savez_compressed(out / _npz_name(key), **arrays)
             images[key] = {"file": _npz_name(key), "sha256": file_sha256(sample.image),
@@ -91,12 +92,6 @@ def write_soft_labels(teacher_weights: str | Path | list, data: str | Path, T: f
                 "data": str(source.root.resolve()), "images": images}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
-
-
-def _soft(logits, T: float):
-    from .kd import soften
-
-    return soften(logits, T)
 
 
 class SoftLabelCache:

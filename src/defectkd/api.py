@@ -190,6 +190,34 @@ def models() -> list[dict]:
     return rows
 
 
+def layers(model: str, imgsz: int = 64, contains: str | None = None) -> list[dict]:
+    """Module paths of a registered model (or a weights file / run folder) with output shapes: the
+    names `feat=student.path:teacher.path` takes. Marks the model's default feature layer."""
+    from .distill.features import list_layers
+    from .models import build_model, list_models
+
+    if model in list_models() or not Path(model).exists():
+        net = build_model(model)  # an unknown name is refused with the list of known ones
+    else:
+        from .engine.teacher import load_teacher
+
+        net, _ = load_teacher(model)
+    default = getattr(net, "feature_layer", None)
+    return [{"path": info.path, "type": info.kind, "shape": "x".join(map(str, info.shape[1:])),
+             "parameters": info.params, "default": info.path == default}
+            for info in list_layers(net, imgsz) if contains is None or contains in info.path]
+
+
+def methods() -> list[dict]:
+    """Distillation recipes (what --method NAME means): terms, weights and defaults."""
+    from .distill.recipes import RECIPES
+
+    return [{"method": name, "terms": " + ".join(f"{t['weight']} x {t['method']}({t['on']})" for t in r.terms),
+             "T": f"{r.T:g}" if r.T else None, "alpha": f"{r.alpha:g}" if r.alpha else None,
+             "noisy_fraction": f"{r.noisy_fraction:.2f}" if r.noisy_fraction else None,
+             "description": r.description} for name, r in RECIPES.items()]
+
+
 def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size: int = 128, epochs: int = 12,
          teacher: str = "unet-r50", teacher_epochs: int = 15, student: str = "mcff-l", T: float = 4.0,
          alpha: float = 0.5, seed: int = 0, say: Callable[[str], None] | None = None) -> dict:
@@ -199,3 +227,64 @@ def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size
 
     return run_demo(project, n_train, n_test, size, epochs, teacher, teacher_epochs, student, T, alpha, seed,
                     say or (lambda _: None))
+
+
+def _labelled_split(data: str | Path, split: str) -> list:
+    from .data.dataset import eval_samples
+    from .data.layouts import discover
+
+    samples = eval_samples(discover(data), split)
+    if not samples:
+        raise DataError(f"{data}: split {split!r} has no labelled pairs")
+    return samples
+
+
+def corrupt(data: str | Path, out: str | Path, corruptions: str | list[str] | None = None,
+            severities: str | list[int] | None = None, split: str = "test", seed: int = 0,
+            progress: Callable[[], None] | None = None) -> Path:
+    """Write corrupted copies of a labelled split to OUT/<corruption>/<severity>/{images,masks}/ (each an
+    images-masks set) and OUT/manifest.json; None means every corruption / severity (see
+    defectkd.data.corruptions). Refuses an existing non-empty OUT. Returns OUT."""
+    from .data.corruptions import select, write_corrupted
+    from .engine.runs import fresh_dir
+
+    names, levels = select(corruptions, severities)
+    samples = _labelled_split(data, split)
+    out = fresh_dir(out)
+    return write_corrupted(samples, out, names, levels, seed=seed, progress=progress,
+                           about={"data": str(data), "split": split})
+
+
+def robustness(weights: str | Path | list[str | Path], data: str | Path, split: str = "test",
+               corruptions: str | list[str] | None = None, severities: str | list[int] | None = None, seed: int = 0,
+               threshold: float | None = None, out: str | Path | None = None, project: str | Path = "runs",
+               name: str = "robustness", progress: Callable[[], None] | None = None) -> dict:
+    """Evaluate one or more weights files on the clean split and every corruption x severity of it (the same
+    corrupted images for every model): crack Dice and IoU at each model's threshold, mDS = mean Dice over
+    the corrupted cells. Writes robustness.csv/.json/.png to OUT (must be new or empty) or to a new
+    runs/robustness/<name>/; returns the report (`models`: one entry per weights file, in order)."""
+    from .data.corruptions import select
+    from .engine.checkpoint import load_checkpoint_model
+    from .engine.robustness import evaluate_robustness, weights_labels, write_robustness
+    from .engine.runs import fresh_dir, new_run_dir, resolve_weights
+
+    names, levels = select(corruptions, severities)
+    paths = [weights] if isinstance(weights, str | Path) else list(weights)
+    if not paths:
+        raise ConfigError("robustness: give at least one --weights file")
+    loaded = [load_checkpoint_model(resolve_weights(p)) for p in paths]
+    samples = _labelled_split(data, split)
+    if out is not None:
+        fresh_dir(out, create=False)
+    thresholds = [threshold if threshold is not None else hp.get("config", {}).get("threshold", 0.5)
+                  for _, hp in loaded]
+    results = evaluate_robustness([m for m, _ in loaded], thresholds, samples, names, levels, seed=seed,
+                                  progress=progress)
+    save = fresh_dir(out) if out is not None else new_run_dir(project, "robustness", name)
+    report = {"data": str(data), "split": split, "seed": seed, "images": len(samples), "corruptions": list(names),
+              "severities": list(levels), "save_dir": str(save),
+              "models": [{"weights": str(p), "label": label, "model": hp.get("model_name"), "threshold": t, **r}
+                         for p, label, (_, hp), t, r in zip(paths, weights_labels(paths), loaded, thresholds, results,
+                                                            strict=True)]}
+    report["files"] = write_robustness(report, save)
+    return report

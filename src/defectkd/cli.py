@@ -159,7 +159,10 @@ def distill_cmd(
     teacher: Annotated[str | None, typer.Option("--teacher", help="Teacher run folder or weights.")] = None,
     student: Annotated[str | None, typer.Option("--student", help="Student model name.")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Data set folder.")] = None,
-    method: Annotated[str | None, typer.Option("--method", help="Distillation method (kd).")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="kd, fitnet, at, cwd, mgd, dkd, pairwise, rfkd "
+                                                "(see `defectkd methods`).")] = None,
+    feat: Annotated[list[str] | None, typer.Option("--feat", help="Feature pair student.path:teacher.path "
+                                                   "(repeatable; see `defectkd layers`).")] = None,
     T: Annotated[float | None, typer.Option("--T", help="Temperature.")] = None,
     alpha: Annotated[float | None, typer.Option("--alpha", help="KD term weight (1-alpha: hard labels).")] = None,
     soft_labels: Annotated[str | None, typer.Option("--soft-labels", help="Soft-label cache (offline KD).")] = None,
@@ -176,10 +179,44 @@ def distill_cmd(
     from .api import distill
 
     options = {"teacher": teacher, "model": student, "data": data, "method": method, "T": T, "alpha": alpha,
+               "feat": feat or None,
                "soft_labels": soft_labels, "epochs": epochs, "imgsz": imgsz, "batch": batch, "name": name,
                "seed": seed, "device": device}
     summary = distill(task, config=config, overrides=overrides, resume=resume, **options)
     _print_summary(summary, "validation (best.pt, crack class)")
+
+
+@app.command("layers")
+def layers_cmd(
+    model: Annotated[str, typer.Option("--model", help="Model name, weights file or run folder.")],
+    contains: Annotated[str | None, typer.Option("--contains", help="Only paths containing this text.")] = None,
+    imgsz: Annotated[int, typer.Option("--imgsz", help="Probe image size.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List a model's module paths and output shapes (for --feat student.path:teacher.path)."""
+    from .api import layers
+
+    rows = layers(model, imgsz=imgsz, contains=contains)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        row["default"] = "default" if row["default"] else ""
+    out.print(_table(f"{model}: module outputs for a 1x3x{imgsz}x{imgsz} input", rows,
+                     ["path", "type", "shape", "parameters", "default"]))
+
+
+@app.command("methods")
+def methods_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Distillation methods (recipes) and their default terms and weights."""
+    from .api import methods
+
+    rows = methods()
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    out.print(_table("distillation methods (--method)", rows, ["method", "terms", "T", "alpha", "noisy_fraction",
+                                                                "description"]))
 
 
 @app.command("soft-labels")
@@ -321,6 +358,62 @@ def demo_cmd(
     out.print(f"everything is in {result['root']}: data/, segment/ (runs, weights, curves), soft_labels/, "
               f"val/ (metrics, overlays), student.onnx, predict/ (masks, overlays, predictions.jsonl)",
               highlight=False)
+
+
+def _split_size(data: Path, split: str) -> int:
+    from .data.dataset import eval_samples
+    from .data.layouts import discover
+
+    return len(eval_samples(discover(data), split))
+
+
+@app.command("corrupt")
+def corrupt_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Data set folder.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) output folder.")],
+    corruptions: Annotated[str | None, typer.Option("--corruptions", help="Comma-separated (default: all).")] = None,
+    severities: Annotated[str | None, typer.Option("--severities", help="Comma-separated 1..5 (default: all).")] = None,
+    split: Annotated[str, typer.Option("--split", help="Split to corrupt.")] = "test",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Write corrupted copies of a split: OUT/<corruption>/<severity>/images + masks (masks unchanged)."""
+    from .api import corrupt
+
+    progress, tick = _progress(_split_size(data, split), f"corrupt {split}")
+    with progress:
+        path = corrupt(data, out_dir, corruptions=corruptions, severities=severities, split=split, seed=seed,
+                       progress=tick)
+    manifest = json.loads((path / "manifest.json").read_text())
+    out.print(f"wrote {manifest['images']} images x {len(manifest['corruptions'])} corruptions x "
+              f"{len(manifest['severities'])} severities to {path}/<corruption>/<severity>/", highlight=False)
+
+
+@app.command("robustness")
+def robustness_cmd(
+    weights: Annotated[list[Path], typer.Option("--weights", help="Checkpoint or deploy file (repeatable).")],
+    data: Annotated[Path, typer.Option("--data", help="Data set folder.")],
+    split: Annotated[str, typer.Option("--split", help="Split to evaluate.")] = "test",
+    corruptions: Annotated[str | None, typer.Option("--corruptions", help="Comma-separated (default: all).")] = None,
+    severities: Annotated[str | None, typer.Option("--severities", help="Comma-separated 1..5 (default: all).")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Default: each model's own.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder (default: runs/robustness/...).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Crack Dice/IoU on the clean split and every corruption x severity; mDS = mean corrupted Dice."""
+    from .api import robustness
+
+    progress, tick = _progress(_split_size(data, split), f"robustness {split}")
+    with progress:
+        report = robustness(weights, data, split=split, corruptions=corruptions, severities=severities, seed=seed,
+                            threshold=threshold, out=out_dir, progress=tick)
+    if as_json:
+        print(json.dumps(report, indent=1))
+        return
+    rows = [{"weights": m["label"], "clean Dice": m["clean_dice"], "mDS": m["mDS"], **m["per_corruption"]}
+            for m in report["models"]]
+    out.print(_table(f"robustness on {data}, split {split}, {report['images']} images (crack Dice)", rows, list(rows[0])))
+    out.print(f"robustness.csv, robustness.json and robustness.png saved to {report['save_dir']}", highlight=False)
 
 
 def main() -> None:

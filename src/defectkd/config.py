@@ -64,15 +64,39 @@ class SegmentTrainConfig(BaseModel):
         return kw
 
 
+class LossTerm(BaseModel):
+    """One weighted distillation term: a registered method on logits (every head) or on features
+    (every `feat` pair, or this term's own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field(description="a method of defectkd.distill.list_methods()")
+    on: Literal["logits", "features"] = "logits"
+    weight: float = Field(1.0, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of build_loss")
+    feat: list[str] | None = Field(None, description="this term's student.path:teacher.path pairs")
+
+
 class DistillSegmentConfig(SegmentTrainConfig):
     """A segmentation training run whose student also learns from a teacher (online) or from the
-    teacher's cached soft labels (offline). `model` is the student."""
+    teacher's cached soft labels (offline). `model` is the student.
+
+    `method` names a recipe (defectkd.distill.recipes) that fills T, alpha, hard_weight, losses and
+    noisy_fraction with the method's published defaults; anything set explicitly wins."""
 
     teacher: str | None = Field(None, description="teacher run folder or weights (online KD; optional offline)")
     soft_labels: str | None = Field(None, description="soft-label cache folder (offline KD, no teacher in memory)")
-    method: str = Field("kd", description="distillation method (see defectkd.distill.list_methods)")
-    T: float = Field(10.0, gt=0, description="temperature (MCFF-L: 10 best of 5, 10, 15)")
-    alpha: float = Field(0.9, ge=0, le=1, description="weight of the distillation term; 1 - alpha on hard labels")
+    method: str = Field("kd", description="recipe: kd, fitnet, at, cwd, mgd, dkd, pairwise, rfkd")
+    T: float | None = Field(None, gt=0, description="temperature (kd: 10, MCFF-L's best of 5, 10, 15; others 4)")
+    alpha: float | None = Field(None, ge=0, le=1, description="kd, rfkd: KD term weight; 1 - alpha on hard labels")
+    hard_weight: float | None = Field(None, ge=0, description="weight of the hard-label loss (default: recipe)")
+    losses: list[LossTerm] | None = Field(None, description="explicit weighted terms instead of the recipe's")
+    feat: list[str] = Field(default_factory=list, description="feature pairs student.path:teacher.path "
+                            "(default: each model's `feature_layer`)")
+    noisy_fraction: float | None = Field(None, ge=0, lt=1, description="share of images the student sees "
+                                         "corrupted, teacher clean (rfkd: 1/3, clean:noisy 2:1)")
+    noise: list[str] = Field(default_factory=lambda: ["pepper", "salt", "crack-texture", "gaussian-blur"],
+                             description="corruptions drawn for the noisy share")
     kd_pos_weight: float = Field(1.0, gt=0, description="KD pixel weight on the teacher's crack pixels (1: plain mean)")
     kd_heads: Literal["auto", "by-name", "main"] = Field(
         "auto", description="by-name: each student head from the teacher head of that name; main: all from "
@@ -80,14 +104,33 @@ class DistillSegmentConfig(SegmentTrainConfig):
     unlabelled: bool = Field(False, description="offline: also train on cached unlabelled images (KD term only)")
 
     @model_validator(mode="after")
-    def _needs_a_teacher(self) -> DistillSegmentConfig:
+    def _resolve_recipe(self) -> DistillSegmentConfig:
+        from .distill.recipes import expand
+
         if self.teacher is None and self.soft_labels is None:
             raise ValueError("give a teacher (online) or soft_labels (offline)")
+        given = [t.model_dump() for t in self.losses] if self.losses is not None else None
+        r = expand(self.method, self.T, self.alpha, given)
+        self.T, self.alpha = r["T"], r["alpha"]
+        if self.hard_weight is None:
+            self.hard_weight = r["hard_weight"]
+        if self.noisy_fraction is None:
+            self.noisy_fraction = r["noisy_fraction"]
+        self.losses = [LossTerm(**t, feat=(g or {}).get("feat")) for t, g in
+                       zip(r["losses"], given or [None] * len(r["losses"]), strict=True)]
+        if self.kd_pos_weight != 1.0:
+            for term in self.losses:
+                if term.method == "kd":
+                    term.params.setdefault("pos_weight", self.kd_pos_weight)
         return self
 
     @property
     def online(self) -> bool:
         return self.soft_labels is None
+
+    @property
+    def uses_features(self) -> bool:
+        return any(t.on == "features" for t in self.losses or [])
 
 
 def _describe(exc: ValidationError, source: str) -> str:

@@ -34,6 +34,12 @@ def test_static_and_dynamic_export_match_pytorch(tmp_path, tiny_weights, tiny_se
     got = session.run(None, {"images": x.numpy()})[0]
     assert got.shape == expected.shape == (2, 2, 40, 72)
     assert np.abs(got - expected).max() < 1e-4
+    # traced at 448 (stride-aligned, no padding needed there), run at a size that needs padding
+    x = torch.rand(1, 3, 42, 70)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    got = session.run(None, {"images": x.numpy()})[0]
+    assert got.shape == (1, 2, 42, 70) and np.abs(got - expected).max() < 1e-4
 
 
 def test_export_api_reports_parity_on_a_real_image_and_never_overwrites(tmp_path, tiny_weights, tiny_seg, cli):

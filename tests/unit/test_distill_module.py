@@ -70,7 +70,7 @@ def test_offline_batch_uses_cached_probabilities_of_the_mapped_head():
         probs = torch.softmax(teacher.forward_heads(x)["mix"] / 4.0, dim=1)
         s = module.model.forward_heads(x)
     soft = {"mix": probs, "standard": torch.full_like(probs, 0.5)}
-    got = module.training_step((x, y, torch.arange(1), soft), 0)
+    got = module.training_step((x, y, torch.arange(1), {"soft": soft}), 0)
     expected = sum((1.0 if h == "mix" else 0.4) * KDLoss(T=4.0)(s[h], teacher.forward_heads(x)["mix"]) for h in s)
     assert got.item() == pytest.approx(expected.item(), rel=1e-4)
 

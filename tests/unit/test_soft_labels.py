@@ -89,8 +89,9 @@ def test_soft_labels_follow_the_spatial_augmentation(data):
     moved = 0
     for i in range(4):
         for _ in range(3):
-            x, y, _, soft, labelled = dataset[i]
-            assert labelled and x.shape == (3, 48, 48) and soft["mix"].shape == (2, 48, 48)
+            x, y, _, extras = dataset[i]
+            soft = extras["soft"]
+            assert extras["labelled"] and x.shape == (3, 48, 48) and soft["mix"].shape == (2, 48, 48)
             assert torch.equal(soft["mix"][1], y) and torch.equal(soft["mix"][0], 1 - y)
             moved += int(y.sum() > 0)
     assert moved > 0  # cracks were in view, so the equality above was not between empty maps

@@ -40,6 +40,9 @@ def seed_augmentation_worker(worker_id: int) -> None:
     transform = getattr(info.dataset, "transform", None) if info else None
     if transform is not None:
         transform.set_random_seed(torch.initial_seed() % 2**32)
+    noise = getattr(info.dataset, "noise_mix", None) if info else None  # RFKD's noisy student inputs
+    if noise is not None:
+        noise.set_random_seed((torch.initial_seed() + 1) % 2**32)
 
 
 class SegmentationDataset(Dataset):

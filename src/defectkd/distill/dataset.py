@@ -10,8 +10,9 @@ from .soft_labels import SoftLabelCache
 
 
 class SoftLabelDataset(SegmentationDataset):
-    """(image, mask, index, {head: probabilities (C, H, W)}, labelled): the soft labels follow every spatial
-    augmentation of the image (flips, crops, affine), so each pixel keeps its teacher's answer."""
+    """(image, mask, index, {"soft": {head: probabilities (C, H, W)}, "labelled": bool}): the soft labels
+    follow every spatial augmentation of the image (flips, crops, affine), so each pixel keeps its
+    teacher's answer."""
 
     def __init__(self, samples, cache_dir: SoftLabelCache, transform=None, cache: bool = True,
                  mask_dilate: int = 0) -> None:
@@ -44,4 +45,4 @@ class SoftLabelDataset(SegmentationDataset):
         s = torch.from_numpy(np.ascontiguousarray(np.asarray(soft).transpose(2, 0, 1))).float()
         c = self.soft_cache.classes
         soft_heads = {h: s[k * c:(k + 1) * c] for k, h in enumerate(self.soft_cache.heads)}
-        return x, y, i, soft_heads, self.samples[i].mask is not None
+        return x, y, i, {"soft": soft_heads, "labelled": self.samples[i].mask is not None}

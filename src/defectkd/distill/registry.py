@@ -7,10 +7,22 @@ from collections.abc import Callable
 from torch import nn
 
 from ..errors import ConfigError
+from .at import ATLoss
+from .cwd import CWDLoss
+from .dkd import DKDLoss
+from .fitnet import FitNetLoss
 from .kd import KDLoss
+from .mgd import MGDLoss
+from .pairwise import PairwiseLoss
 
 _METHODS: dict[str, Callable[..., nn.Module]] = {
     "kd": KDLoss,
+    "fitnet": FitNetLoss,
+    "at": ATLoss,
+    "cwd": CWDLoss,
+    "mgd": MGDLoss,
+    "dkd": DKDLoss,
+    "pairwise": PairwiseLoss,
 }
 
 

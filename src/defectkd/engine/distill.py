@@ -37,10 +37,12 @@ def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path
         teacher, _ = load_teacher(teacher_file)
         heads = _teacher_heads(teacher)
         module = _module(cfg, resolved, teacher, heads, getattr(teacher, "main_head", heads[0]))
-        return DistillSetup(module, SegmentationDataset(train, transform, cfg.cache, cfg.mask_dilate), teacher_file)
-    if cfg.method != "kd":
-        raise ConfigError(f"soft_labels: offline distillation stores probabilities, usable by method 'kd' "
-                          f"only (got {cfg.method!r}); drop soft_labels to distil online")
+        train_set = SegmentationDataset(train, transform, cfg.cache, cfg.mask_dilate)
+        return DistillSetup(module, with_noisy_student(train_set, cfg), teacher_file)
+    not_kd = [t.method for t in cfg.losses if t.method != "kd" or t.on != "logits" or t.params.get("T", cfg.T) != cfg.T]
+    if not_kd:
+        raise ConfigError(f"soft_labels: offline distillation stores probabilities at T={cfg.T:g}, usable by kd on "
+                          f"logits only (method {cfg.method!r} needs {not_kd[0]!r}); drop soft_labels to distil online")
     from ..distill.dataset import SoftLabelDataset
 
     cache = SoftLabelCache(cfg.soft_labels, cfg.T, data_root, train)
@@ -55,8 +57,17 @@ def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path
         hashes = cache.manifest["teacher_sha256"].split(",")
         if all(p.is_file() and file_sha256(p) == h for p, h in zip(recorded, hashes, strict=True)):
             teacher_file = cache.manifest["teacher"]
-    return DistillSetup(module, SoftLabelDataset(samples, cache, transform, cfg.cache, cfg.mask_dilate),
-                        teacher_file)
+    train_set = SoftLabelDataset(samples, cache, transform, cfg.cache, cfg.mask_dilate)
+    return DistillSetup(module, with_noisy_student(train_set, cfg), teacher_file)
+
+
+def with_noisy_student(train_set: SegmentationDataset, cfg: DistillSegmentConfig):
+    """The training set, or (noisy_fraction > 0) a view whose samples carry a corrupted student input."""
+    if not cfg.noisy_fraction:
+        return train_set
+    from ..distill.noisy import NoisyStudentDataset
+
+    return NoisyStudentDataset(train_set, cfg.noisy_fraction, cfg.noise, cfg.seed)  # unknown names: ConfigError
 
 
 def _module(cfg: DistillSegmentConfig, resolved: dict, teacher, heads: list[str], main: str) -> DistillModule:

@@ -1,9 +1,14 @@
-"""Lightning wrapper for distillation: a frozen teacher (or its cached soft labels) and a student.
+"""Lightning wrapper for distillation: a frozen teacher (or its cached soft labels), a student and a
+list of weighted distillation terms.
 
 The teacher is kept outside the module's children, so checkpoints hold the student only and load
 like any trained model; it stays in eval mode (no gradients, no BatchNorm statistics updates).
-Loss = (1 - alpha) * hard-label loss + alpha * sum over student heads of w_h * KD(head),
-w_h = 1 for the main head and `aux_weight` for the others, as in hard-label training.
+The losses are children: their adapters (1x1 convs, MGD's generator) train with the student and are
+left out of the deploy file, which keeps `model.*` only.
+
+Loss = hard_weight * hard-label loss + sum over terms of weight * term, where a logits term sums
+w_h * term(head) over the student's heads (w_h = 1 for the main head, `aux_weight` for the others,
+as in hard-label training) and a features term sums over its (student layer, teacher layer) pairs.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import torch
 from torch import nn
 
 from ..distill import build_loss, kd_from_probabilities, match_size
+from ..distill.features import FeatureTaps, parse_feature_pairs
+from ..distill.recipes import CHANNEL_ADAPTED
 from .segment_module import SegmentModule
 
 
@@ -38,8 +45,18 @@ def head_map(student_heads: list[str], teacher_heads: list[str], teacher_main: s
     return {h: teacher_main for h in student_heads}
 
 
+def default_feature_pair(student: nn.Module, teacher: nn.Module | None) -> list[tuple[str, str]]:
+    """(student.feature_layer, teacher.feature_layer): each model names its own best tap."""
+    s, t = getattr(student, "feature_layer", None), getattr(teacher, "feature_layer", None)
+    if not s or not t:
+        who = "student" if not s else "teacher"
+        raise ValueError(f"feature distillation needs layer pairs: the {who} names no default feature layer; "
+                         "give feat=student.path:teacher.path (see `defectkd layers --model NAME`)")
+    return [(s, t)]
+
+
 class DistillModule(SegmentModule):
-    """Student training with a distillation term; validation and optimisers as in SegmentModule."""
+    """Student training with distillation terms; validation and optimisers as in SegmentModule."""
 
     def __init__(self, model_name: str, model_kwargs: dict, config: dict, teacher: nn.Module | None = None,
                  teacher_heads: list[str] | None = None, teacher_main: str | None = None,
@@ -50,13 +67,69 @@ class DistillModule(SegmentModule):
         if teacher is not None:
             teacher.eval().requires_grad_(False)
         object.__setattr__(self, "teacher", teacher)  # not a child: not trained, saved or moved by Lightning
-        self.kd_pos_weight = float(config.get("kd_pos_weight", 1.0))
-        self.kd = build_loss(config["method"], T=config["T"], pos_weight=self.kd_pos_weight)
         self.T = float(config["T"])
-        self.alpha = float(config["alpha"])
-        student_heads = list(self.model.forward_heads(torch.zeros(1, 3, 32, 32)).keys())
+        self.hard_weight = float(config["hard_weight"])
+        self.kd_pos_weight = float(config.get("kd_pos_weight", 1.0))
+        self.terms = [dict(t) for t in config["losses"]]
+        default_pairs = parse_feature_pairs(config.get("feat") or [])
+        self.pairs: list[list[tuple[str, str]]] = []
+        for term in self.terms:
+            if term["on"] != "features":
+                self.pairs.append([])
+            elif term.get("feat"):
+                self.pairs.append(parse_feature_pairs(term["feat"]))
+            else:
+                self.pairs.append(default_pairs or default_feature_pair(self.model, teacher))
+        if any(self.pairs) and teacher is None:
+            raise ValueError("feature distillation needs the teacher in memory: give a teacher, not soft_labels")
+        student_paths = [s for pairs in self.pairs for s, _ in pairs]
+        teacher_paths = [t for pairs in self.pairs for _, t in pairs]
+        self.student_taps = FeatureTaps(self.model, student_paths, "student") if student_paths else None
+        self.teacher_taps = FeatureTaps(teacher, teacher_paths, "teacher") if teacher_paths else None
+        student_heads, s_feats, t_feats = self._probe()
         t_heads = teacher_heads or [getattr(teacher, "main_head", "out")]
         self.head_map = head_map(student_heads, t_heads, teacher_main or t_heads[0], config["kd_heads"])
+        self.distill_losses = nn.ModuleList(self._build_losses(s_feats, t_feats))
+
+    def _probe(self) -> tuple[list[str], dict, dict]:
+        """Head names and feature maps of a 64-px probe (eval mode: no BatchNorm statistics touched)."""
+        x = torch.zeros(1, 3, 64, 64)
+        was = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            heads = list(self.model.forward_heads(x).keys())
+            s_feats = dict(self.student_taps.features) if self.student_taps else {}
+            if self.teacher_taps:
+                self.teacher.forward_heads(x)
+        self.model.train(was)
+        return heads, s_feats, dict(self.teacher_taps.features) if self.teacher_taps else {}
+
+    def _build_losses(self, s_feats: dict, t_feats: dict) -> list[nn.Module]:
+        """One loss per logits term; one per (term, feature pair) so adapters fit each pair's shapes.
+        Each feature loss is tried on the probe's maps: a shape no adapter aligns fails here, not mid-run."""
+        out: list[nn.Module] = []
+        for term, pairs in zip(self.terms, self.pairs, strict=True):
+            params = dict(term["params"])
+            if term["on"] == "logits":
+                out.append(build_loss(term["method"], **params))
+                continue
+            per_pair = nn.ModuleList()
+            for s_path, t_path in pairs:
+                s, t = s_feats[s_path], t_feats[t_path]
+                if term["method"] in CHANNEL_ADAPTED and s.dim() == 4 and t.dim() == 4:
+                    params.update(student_channels=s.shape[1], teacher_channels=t.shape[1])
+                loss = build_loss(term["method"], **params)
+                try:  # eval: no BatchNorm statistics from the probe; fork_rng: MGD's mask draw leaves no trace
+                    with torch.no_grad(), torch.random.fork_rng():
+                        loss.eval()(s.float(), t.float())
+                    loss.train()
+                except (ValueError, RuntimeError) as exc:
+                    raise ValueError(f"feat {s_path}:{t_path} ({term['method']}): student output "
+                                     f"{tuple(s.shape)} and teacher output {tuple(t.shape)} cannot be aligned "
+                                     f"({str(exc).splitlines()[0]})") from None
+                per_pair.append(loss)
+            out.append(per_pair)
+        return out
 
     def on_fit_start(self) -> None:
         if self.teacher is not None:
@@ -65,43 +138,60 @@ class DistillModule(SegmentModule):
                 self.teacher.to(memory_format=torch.channels_last)
             self.teacher.eval()
 
-    def _teacher_targets(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def on_train_epoch_start(self) -> None:
+        for loss in self.distill_losses.modules():
+            if hasattr(loss, "set_epoch"):  # DKD's warm-up counts epochs from 1, as in its original code
+                loss.set_epoch(self.current_epoch + 1)
+
+    def _teacher_targets(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         with torch.no_grad():
             self.teacher.eval()
-            return {k: v.float() for k, v in self.teacher.forward_heads(x).items()}
+            heads = {k: v.float() for k, v in self.teacher.forward_heads(x).items()}
+            feats = dict(self.teacher_taps.features) if self.teacher_taps else {}
+        return heads, feats
+
+    def _hard_loss(self, heads: dict, y: torch.Tensor, weights: dict, labelled) -> torch.Tensor:
+        """Hard-label loss on labelled samples (offline unlabelled ones only carry a KD term)."""
+        if labelled is not None and not labelled.any():
+            return y.new_zeros((), dtype=torch.float32)
+        keep = slice(None) if labelled is None or labelled.all() else labelled
+        return sum(w * self.criterion(heads[h][keep].float(), y[keep]) for h, w in weights.items() if w > 0)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch[0], batch[1]
-        x = self._to_memory_format(x)
-        heads = self.model.forward_heads(x)
+        extras = batch[3] if len(batch) > 3 else {}
+        x_student = extras.get("student_image", x)  # a corrupted copy for part of the batch (RFKD)
+        heads = self.model.forward_heads(self._to_memory_format(x_student))
+        s_feats = dict(self.student_taps.features) if self.student_taps else {}
         main = self.model.main_head
         weights = {h: 1.0 if h == main else self.cfg["aux_weight"] for h in heads}
-        labelled = batch[4] if len(batch) > 4 else None  # offline with unlabelled images: KD term only
-        hard = x.new_zeros((), dtype=torch.float32)
-        if labelled is None or labelled.all():
-            hard = sum(w * self.criterion(heads[h].float(), y) for h, w in weights.items() if w > 0)
-        elif labelled.any():
-            hard = sum(w * self.criterion(heads[h][labelled].float(), y[labelled])
-                       for h, w in weights.items() if w > 0)
-        kd = x.new_zeros((), dtype=torch.float32)
-        if len(batch) > 3:  # offline: cached probabilities at T
-            soft = batch[3]
-            for h, w in weights.items():
-                if w > 0:
-                    s = heads[h].float()
-                    q = match_size(match_probability_channels(soft[self.head_map[h]], s.shape[1]), s)
-                    kd = kd + w * kd_from_probabilities(s, q, self.T, self.kd_pos_weight)
+        hard = self._hard_loss(heads, y, weights, extras.get("labelled"))
+        if "soft" in extras:  # offline: cached probabilities at T, kd terms only (checked at setup)
+            t_heads, t_feats = None, {}
         else:
-            teacher = self._teacher_targets(x)
-            for h, w in weights.items():
-                if w > 0:
-                    kd = kd + w * self.kd(heads[h].float(), teacher[self.head_map[h]])
-        loss = (1 - self.alpha) * hard + self.alpha * kd
+            t_heads, t_feats = self._teacher_targets(self._to_memory_format(x))
+        distill = x.new_zeros((), dtype=torch.float32)
+        for i, (term, loss, pairs) in enumerate(zip(self.terms, self.distill_losses, self.pairs, strict=True)):
+            if term["on"] == "features":
+                value = sum(fn(s_feats[s].float(), t_feats[t].float()) for fn, (s, t) in zip(loss, pairs, strict=True))
+            elif t_heads is None:
+                value = sum(w * self._offline_kd(heads[h].float(), extras["soft"][self.head_map[h]], loss)
+                            for h, w in weights.items() if w > 0)
+            else:
+                value = sum(w * loss(heads[h].float(), t_heads[self.head_map[h]], y)
+                            for h, w in weights.items() if w > 0)
+            self.log(f"train/term{i}_{term['method']}", value, on_step=False, on_epoch=True, batch_size=x.shape[0])
+            distill = distill + term["weight"] * value
+        loss = self.hard_weight * hard + distill
         n = x.shape[0]
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/hard", hard, on_step=False, on_epoch=True, batch_size=n)
-        self.log("train/kd", kd, on_step=False, on_epoch=True, batch_size=n)
+        self.log("train/kd", distill, on_step=False, on_epoch=True, batch_size=n)
         return loss
 
+    def _offline_kd(self, student: torch.Tensor, probs: torch.Tensor, loss: nn.Module) -> torch.Tensor:
+        q = match_size(match_probability_channels(probs, student.shape[1]), student)
+        return kd_from_probabilities(student, q, loss.T, getattr(loss, "pos_weight", 1.0))
 
-__all__ = ["DistillModule", "head_map", "match_probability_channels"]
+
+__all__ = ["DistillModule", "default_feature_pair", "head_map", "match_probability_channels"]

@@ -49,3 +49,16 @@ def resolve_weights(path: str | Path) -> Path:
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
     return path
+
+
+def fresh_dir(path: str | Path, create: bool = True) -> Path:
+    """An output folder that does not exist yet or is empty (created unless `create` is False);
+    a non-empty one is refused, so nothing in it is ever overwritten."""
+    from ..errors import DataError
+
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise DataError(f"{path}: already exists and is not empty; choose another --out (nothing was written)")
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -25,6 +25,8 @@ class EnsembleTeacher(nn.Module):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.classes = 2 if any(getattr(m, "classes", 2) != 1 for m in members) else 1
+        first = getattr(members[0], "feature_layer", None)  # feature distillation taps the first member
+        self.feature_layer = f"members.0.{first}" if first else None
 
     def forward_heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         probs = []

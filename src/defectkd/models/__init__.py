@@ -4,6 +4,7 @@ from functools import partial
 
 from .base import SegmentationNet, crack_probability
 from .mcff import MCFFNet
+from .pct import PCTNet
 from .registry import ModelSpec, build_model, list_models, load_pretrained, model_spec, register
 from .smp_teachers import SMPSegmenter
 
@@ -11,6 +12,11 @@ register(ModelSpec(
     "mcff-l", "segment", "student", MCFFNet,
     "MCFF-L Net: three receptive-field paths, four heads (mix deployed), dim 16, 4 blocks",
     {"dim": 16, "blocks": 4, "classes": 2},
+))
+register(ModelSpec(
+    "pct-tiny", "segment", "student", PCTNet,
+    "PoolingCrack-Tiny: ~0.5 M params, PoolFormer pooling mixer, 4-stage encoder (32/48/72/96), light decoder",
+    {"classes": 2},
 ))
 register(ModelSpec(
     "mcff-teacher", "segment", "teacher", MCFFNet,
@@ -29,6 +35,6 @@ register(ModelSpec(
 ))
 
 __all__ = [
-    "MCFFNet", "ModelSpec", "SMPSegmenter", "SegmentationNet", "build_model", "crack_probability",
+    "MCFFNet", "ModelSpec", "PCTNet", "SMPSegmenter", "SegmentationNet", "build_model", "crack_probability",
     "list_models", "load_pretrained", "model_spec", "register",
 ]

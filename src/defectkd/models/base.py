@@ -25,6 +25,7 @@ class SegmentationNet(nn.Module):
     """
 
     main_head: str = "out"
+    feature_layer: str | None = None  # default tap for feature distillation (a named_modules path)
 
     def __init__(self, classes: int, stride: int, mean=SYMMETRIC_MEAN, std=SYMMETRIC_STD) -> None:
         super().__init__()
@@ -44,10 +45,13 @@ class SegmentationNet(nn.Module):
         x = (x - self.mean) / self.std
         pad_h = (self.stride - h % self.stride) % self.stride
         pad_w = (self.stride - w % self.stride) % self.stride
-        if pad_h or pad_w:
+        # An ONNX trace records the branch taken: always pad and crop there, so a --dynamic graph traced
+        # at a stride-aligned size still pads other sizes (the pad sizes themselves are traced).
+        exporting = torch.onnx.is_in_onnx_export()
+        if pad_h or pad_w or exporting:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         heads = self._heads(x)
-        if pad_h or pad_w:
+        if pad_h or pad_w or exporting:
             heads = {k: v[..., :h, :w] for k, v in heads.items()}
         return heads
 

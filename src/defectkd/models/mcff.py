@@ -126,6 +126,7 @@ class MCFFNet(SegmentationNet):
 
     main_head = "mix"
     paths = ("standard", "dilated", "rect")
+    feature_layer = "standard.blocks"  # end of the standard path's encoder: 4*dim channels at 1/4
 
     def __init__(
         self,

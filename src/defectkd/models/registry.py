@@ -53,6 +53,7 @@ def build_model(name: str, pretrained: str | Path | None = None, **kwargs) -> nn
         model = spec.builder(**params)
     except TypeError as exc:
         raise DefectKDError(f"model {name!r}: {exc}") from None
+    model.registry_name = name  # named in messages (e.g. unknown feature layers)
     if pretrained is not None:
         load_pretrained(model, pretrained)
     return model

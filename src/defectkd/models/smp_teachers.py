@@ -19,6 +19,8 @@ class SMPSegmenter(SegmentationNet):
 
         super().__init__(classes=classes, stride=32 if arch == "Unet" else 16, mean=IMAGENET_MEAN, std=IMAGENET_STD)
         self.net = getattr(smp, arch)(encoder_name=encoder, encoder_weights=None, classes=classes)
+        # default feature tap at 1/4 scale: U-Net's 64-channel decoder stage, DeepLabV3+'s decoder output
+        self.feature_layer = "net.decoder.blocks.2" if arch == "Unet" else "net.decoder"
 
     def _heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"out": self.net(x)}

@@ -72,6 +72,25 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
     return fit_segment(cfg)
 
 
+def kfold(k: int = 5, task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
+          **options: Any) -> dict:
+    """k-fold cross-validation: `train` (or `distill`, when a teacher or soft_labels is given) once per
+    fold; returns per-fold metrics and their mean and standard deviation."""
+    from .config import parse_overrides
+    from .engine.kfold import run_kfold
+
+    if task != "segment":
+        raise ConfigError(f"kfold: task {task!r} not available yet (available: segment)")
+    if k < 2:
+        raise ConfigError(f"kfold: k must be at least 2 (got {k})")
+    keys = {key for key, v in options.items() if v is not None} | set(parse_overrides(overrides))
+    keys |= set(load_yaml(config)) if config else set()
+    schema = DistillSegmentConfig if {"teacher", "soft_labels"} & keys else SegmentTrainConfig
+    if "fold" in keys or "folds" in keys:
+        raise ConfigError("kfold sets folds and fold itself: drop them from the config")
+    return run_kfold(build_config(schema, config, options, overrides), k)
+
+
 def soft_labels(teacher: str | Path, data: str | Path, out: str | Path, T: float = 10.0, unlabelled: bool = False,
                 progress: Callable[[], None] | None = None) -> dict:
     """Run a teacher once over the training images; store its softened outputs (float16) in OUT."""

@@ -219,6 +219,37 @@ def methods_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
                                                                 "description"]))
 
 
+@app.command("kfold")
+def kfold_cmd(
+    task: Annotated[str, typer.Argument(help="segment")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")] = None,
+    k: Annotated[int, typer.Option("--k", help="Number of folds.")] = 5,
+    data: Annotated[str | None, typer.Option("--data", help="Data set folder.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "--student", help="Model (student) name.")] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="Distil from this teacher in every fold.")] = None,
+    soft_labels: Annotated[str | None, typer.Option("--soft-labels", help="Distil from a soft-label cache.")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="Distillation method (with a teacher).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs")] = None,
+    imgsz: Annotated[int | None, typer.Option("--imgsz", help="Training crop size.")] = None,
+    batch: Annotated[int | None, typer.Option("--batch")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config file.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Run name (runs/<task>/<name>-kfold<k>).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+) -> None:
+    """k-fold cross-validation of train (or distill, with --teacher/--soft-labels): mean +- std of every metric."""
+    from .api import kfold
+
+    options = {"data": data, "model": model, "teacher": teacher, "soft_labels": soft_labels, "method": method,
+               "epochs": epochs, "imgsz": imgsz, "batch": batch, "name": name, "seed": seed}
+    report = kfold(k, task, config=config, overrides=overrides, **options)
+    rows = [{**r, "fold": str(r["fold"])} for r in report["folds"]]
+    rows.append({"fold": "mean", **report["mean"]})
+    rows.append({"fold": "std", **report["std"]})
+    out.print(_table(f"{report['k']}-fold cross-validation of {report['model']} (validation fold, crack class)",
+                     rows, ["fold", "epochs", *report["mean"]]))
+    out.print(f"folds, kfold.csv, kfold.json and kfold.png saved to {report['run']}", highlight=False)
+
+
 @app.command("soft-labels")
 def soft_labels_cmd(
     teacher: Annotated[str, typer.Option("--teacher", help="Teacher run folder or weights.")],
@@ -261,7 +292,7 @@ def val_cmd(
         print(json.dumps(result, indent=1))
         return
     m = result["metrics"]
-    out.print(_table(f"{result['model']} on {data} [{split}], threshold {result['threshold']}", [m],
+    out.print(_table(f"{result['model']} on {data}, split {split}, threshold {result['threshold']}", [m],
                      ["images", "precision", "recall", "f1", "iou", "f1_mean_img", "miou_2class", "ods_f1",
                       "ois_f1", "ods_f1_tol", "ois_f1_tol"]))
     out.print(f"metrics and overlays saved to {result['save_dir']}", highlight=False)
@@ -412,7 +443,8 @@ def robustness_cmd(
         return
     rows = [{"weights": m["label"], "clean Dice": m["clean_dice"], "mDS": m["mDS"], **m["per_corruption"]}
             for m in report["models"]]
-    out.print(_table(f"robustness on {data}, split {split}, {report['images']} images (crack Dice)", rows, list(rows[0])))
+    title = f"robustness on {data}, split {split}, {report['images']} images (crack Dice)"
+    out.print(_table(title, rows, list(rows[0])))
     out.print(f"robustness.csv, robustness.json and robustness.png saved to {report['save_dir']}", highlight=False)
 
 

@@ -42,6 +42,8 @@ class SegmentTrainConfig(BaseModel):
     threshold: float = Field(0.5, gt=0, lt=1, description="crack-probability threshold for P/R/F1/IoU")
     val_fraction: float = Field(0.1, gt=0, lt=1)
     split_seed: int = 0
+    folds: int | None = Field(None, ge=2, description="k-fold cross-validation: number of folds (set by kfold)")
+    fold: int | None = Field(None, ge=0, description="k-fold: which fold validates, 0-based")
     seed: int = 0
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
     channels_last: bool = True
@@ -51,6 +53,12 @@ class SegmentTrainConfig(BaseModel):
     device: Literal["auto", "cpu", "gpu"] = "auto"
     project: str = "runs"
     name: str | None = None
+
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> SegmentTrainConfig:
+        if self.fold is not None and (self.folds is None or self.fold >= self.folds):
+            raise ValueError(f"fold {self.fold} needs folds > {self.fold} (got folds={self.folds})")
+        return self
 
     @field_validator("precision", mode="before")
     @classmethod

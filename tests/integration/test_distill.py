@@ -91,3 +91,46 @@ def test_distillation_run_resumes_as_a_distillation_run(tmp_path, tiny_seg, tiny
     assert cfg["epochs"] == 2 and cfg["alpha"] == 0.6 and cfg["teacher"] == str(tiny_weights)
     rows = (run / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[2].split(",")[0] == "2" and rows[2].split(",")[3] != ""  # epoch 2 has a KD term
+
+
+def test_feature_method_run_trains_adapters_but_deploys_the_student_only(tmp_path, tiny_seg, tiny_weights, cli):
+    import torch
+
+    r = cli("distill", "segment", "--teacher", tiny_weights, "--student", "mcff-l", "--data", tiny_seg,
+            "--method", "fitnet", "--feat", "standard.down1:standard.blocks", *TINY, f"project={tmp_path}")
+    assert r.code == 0, r.err
+    run = tmp_path / "segment" / "mcff-l-fitnet"
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["feat"] == ["standard.down1:standard.blocks"] and cfg["losses"][0]["method"] == "fitnet"
+    ckpt = torch.load(run / "weights" / "last.pt", weights_only=True)
+    assert any(k.startswith("distill_losses.0.0.regressor") for k in ckpt["state_dict"])  # trained with the student
+    deploy = torch.load(run / "weights" / "deploy.pt", weights_only=True)
+    assert set(deploy["state_dict"]) == set(build_model("mcff-l").state_dict())  # and dropped at export
+    assert "train/term0_fitnet" not in (run / "metrics.csv").read_text().splitlines()[0]  # csv keeps its columns
+
+
+def test_method_and_layer_errors_are_one_line(tmp_path, tiny_seg, tiny_weights, cli):
+    base = ["distill", "segment", "--teacher", tiny_weights, "--data", tiny_seg, *TINY, f"project={tmp_path}"]
+    r = cli(*base, "--method", "fitnes")
+    assert r.code == 2 and "unknown distillation method 'fitnes'" in r.err and len(r.err.strip().splitlines()) == 1
+    r = cli(*base, "--method", "at", "--feat", "standard.blokcs:standard.blocks")
+    assert r.code == 2 and "'standard.blokcs' does not exist in the student (mcff-l)" in r.err
+    assert "standard.blocks" in r.err and "defectkd layers --model mcff-l" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    r = cli(*base, "--method", "at", "--feat", "standard.blocks")
+    assert r.code == 2 and "student.path:teacher.path" in r.err
+    r = cli(*base, "--method", "rfkd", "noise=[pepper,smoke]")
+    assert r.code == 2 and "smoke" in r.err and len(r.err.strip().splitlines()) == 1
+    assert not (tmp_path / "segment").exists()  # refusals leave no run folder
+
+
+def test_layers_lists_paths_with_shapes_and_the_default_tap(cli):
+    import json
+
+    r = cli("layers", "--model", "mcff-l", "--contains", "standard.b", "--json")
+    assert r.code == 0, r.err
+    rows = {row["path"]: row for row in json.loads(r.out)}
+    assert rows["standard.blocks"]["shape"] == "64x16x16" and rows["standard.blocks"]["default"]
+    assert all("standard.b" in p for p in rows)
+    r = cli("layers", "--model", "mcff-x")
+    assert r.code == 2 and "unknown model 'mcff-x'" in r.err

@@ -92,14 +92,19 @@ class SegmentationDataset(Dataset):
 
 
 def split_train_val(
-    source: SegmentationSource, val_fraction: float, seed: int
+    source: SegmentationSource, val_fraction: float, seed: int, folds: int | None = None, fold: int | None = None
 ) -> tuple[list[Sample], list[Sample], str]:
     """Train and validation samples; a set without a `val` split gets one drawn from train with `seed`.
+    With `folds` (k-fold cross-validation) the train and val splits are pooled, shuffled with `seed`
+    and cut into `folds` parts; part `fold` validates and the others train.
 
     Returns (train, val, how) where `how` records the origin of the validation split for the run.
     """
     train_key = "train" if "train" in source.splits else "all"
     train = source.labelled(train_key)
+    if folds:
+        return _fold_split(train + (source.labelled("val") if "val" in source.splits else []), folds, fold or 0,
+                           seed, train_key)
     if "val" in source.splits and source.labelled("val"):
         return train, source.labelled("val"), "val split of the data set"
     if len(train) < 2:
@@ -111,6 +116,16 @@ def split_train_val(
     return ([s for i, s in enumerate(train) if i not in val_idx],
             [s for i, s in enumerate(train) if i in val_idx],
             f"{n_val} of {len(train)} '{train_key}' pairs drawn with seed {seed}")
+
+
+def _fold_split(pool: list[Sample], folds: int, fold: int, seed: int, key: str):
+    if len(pool) < folds:
+        raise DataError(f"{folds}-fold cross-validation needs at least {folds} labelled pairs, found {len(pool)}")
+    order = list(range(len(pool)))
+    random.Random(seed).shuffle(order)
+    held = set(order[fold::folds])  # fold sizes differ by at most one
+    return ([s for i, s in enumerate(pool) if i not in held], [s for i, s in enumerate(pool) if i in held],
+            f"fold {fold + 1} of {folds} over {len(pool)} '{key}' pairs shuffled with seed {seed}")
 
 
 def eval_samples(source: SegmentationSource, split: str) -> list[Sample]:

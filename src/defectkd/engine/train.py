@@ -59,7 +59,7 @@ def _checked_samples(cfg: SegmentTrainConfig, console: Console):
         raise DataError(f"{blocking[0]}{more}; see `defectkd data check {cfg.data}` or pass --skip-bad")
     if blocking:
         console.print(f"skipping {len(report['bad_images'])} bad pairs (--skip-bad)", highlight=False)
-    train, val, how = split_train_val(source, cfg.val_fraction, cfg.split_seed)
+    train, val, how = split_train_val(source, cfg.val_fraction, cfg.split_seed, cfg.folds, cfg.fold)
     bad = set(report["bad_images"])
     train, val = drop_bad(train, bad), drop_bad(val, bad)
     if not train or not val:

@@ -277,11 +277,13 @@ def corrupt(data: str | Path, out: str | Path, corruptions: str | list[str] | No
 def robustness(weights: str | Path | list[str | Path], data: str | Path, split: str = "test",
                corruptions: str | list[str] | None = None, severities: str | list[int] | None = None, seed: int = 0,
                threshold: float | None = None, out: str | Path | None = None, project: str | Path = "runs",
-               name: str = "robustness", progress: Callable[[], None] | None = None) -> dict:
+               name: str = "robustness", limit: int | None = None, threads: int | None = None,
+               progress: Callable[[], None] | None = None) -> dict:
     """Evaluate one or more weights files on the clean split and every corruption x severity of it (the same
     corrupted images for every model): crack Dice and IoU at each model's threshold, mDS = mean Dice over
     the corrupted cells. Writes robustness.csv/.json/.png to OUT (must be new or empty) or to a new
-    runs/robustness/<name>/; returns the report (`models`: one entry per weights file, in order)."""
+    runs/robustness/<name>/; returns the report (`models`: one entry per weights file, in order).
+    `limit`: only the split's first N images (every model the same ones); `threads`: torch CPU threads."""
     from .data.corruptions import select
     from .engine.checkpoint import load_checkpoint_model
     from .engine.robustness import evaluate_robustness, weights_labels, write_robustness
@@ -293,6 +295,14 @@ def robustness(weights: str | Path | list[str | Path], data: str | Path, split: 
         raise ConfigError("robustness: give at least one --weights file")
     loaded = [load_checkpoint_model(resolve_weights(p)) for p in paths]
     samples = _labelled_split(data, split)
+    if limit is not None:
+        if limit < 1:
+            raise ConfigError(f"robustness: limit must be at least 1 (got {limit})")
+        samples = samples[:limit]
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     if out is not None:
         fresh_dir(out, create=False)
     thresholds = [threshold if threshold is not None else hp.get("config", {}).get("threshold", 0.5)

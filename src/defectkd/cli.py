@@ -429,15 +429,18 @@ def robustness_cmd(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Default: each model's own.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder (default: runs/robustness/...).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the split's first N images.")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Torch CPU threads.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Crack Dice/IoU on the clean split and every corruption x severity; mDS = mean corrupted Dice."""
     from .api import robustness
 
-    progress, tick = _progress(_split_size(data, split), f"robustness {split}")
+    size = _split_size(data, split)
+    progress, tick = _progress(min(size, limit) if limit else size, f"robustness {split}")
     with progress:
         report = robustness(weights, data, split=split, corruptions=corruptions, severities=severities, seed=seed,
-                            threshold=threshold, out=out_dir, progress=tick)
+                            threshold=threshold, out=out_dir, limit=limit, threads=threads, progress=tick)
     if as_json:
         print(json.dumps(report, indent=1))
         return

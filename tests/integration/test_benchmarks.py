@@ -67,3 +67,15 @@ def test_kd_settings_quick(capsys, tmp_path):
     assert [r[0].strip() for r in rows[1:]] == ["teacher (teacher)", "alone", "T=4,alpha=0.5"]
     assert (tmp_path / "soft_T4" / "manifest.json").is_file()
     assert all(0.0 <= float(r[1]) <= 1.0 for r in rows[1:])
+
+
+def test_methods_table_quick_and_reuses_finished_runs(capsys, tmp_path):
+    bench = _load("methods_table")
+    assert bench.main(["--quick", "--work", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    assert [r.split(" | ")[0] for r in rows] == ["| alone", "| mgd", "| rfkd"]
+    report = json.loads((tmp_path / "methods_table.json").read_text())
+    assert all(0 <= r["mDS"] <= 1 and 0 <= r["f1"] <= 1 for r in report["rows"])
+    assert bench.main(["--quick", "--work", str(tmp_path)]) == 0  # second time: nothing retrained
+    assert out.count("reused") == 0 and capsys.readouterr().out.count("| reused |") == 3

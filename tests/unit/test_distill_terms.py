@@ -172,3 +172,18 @@ def test_noisy_student_dataset_corrupts_about_a_third_and_keeps_the_clean_image(
             assert extras["student_image"].shape == x.shape and idx == i
             changed += int(not torch.equal(extras["student_image"], x))
     assert 0.2 < changed / (5 * len(data)) < 0.47
+
+
+@pytest.mark.parametrize("method", ["cwd", "dkd"])
+def test_logit_methods_take_a_two_class_teacher_for_a_sigmoid_student(method):
+    teacher = _teacher()
+    module = DistillModule("mcff-l", {"classes": 1}, _cfg(method=method, classes=1), teacher=teacher,
+                           teacher_heads=["standard", "dilated", "rect", "mix"], teacher_main="mix")
+    x, y = torch.rand(1, 3, 32, 32), (torch.rand(1, 32, 32) > 0.8).float()
+    loss = module.training_step((x, y, torch.arange(1)), 0)
+    assert torch.isfinite(loss) and loss.requires_grad
+    # the teacher's 2-class logits reach the loss as one sigmoid logit z1 - z0
+    with torch.no_grad():
+        t = teacher.forward_heads(x)["mix"]
+    s = module.model.forward_heads(x)["mix"]
+    assert torch.allclose(module._teacher_logits(t, s), t[:, 1:2] - t[:, :1])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..distill import build_loss, kd_from_probabilities, match_size
+from ..distill import build_loss, kd_from_probabilities, match_channels, match_size
 from ..distill.features import FeatureTaps, parse_feature_pairs
 from ..distill.recipes import CHANNEL_ADAPTED
 from .segment_module import SegmentModule
@@ -90,6 +90,7 @@ class DistillModule(SegmentModule):
         t_heads = teacher_heads or [getattr(teacher, "main_head", "out")]
         self.head_map = head_map(student_heads, t_heads, teacher_main or t_heads[0], config["kd_heads"])
         self.distill_losses = nn.ModuleList(self._build_losses(s_feats, t_feats))
+        self._probe_heads = None
 
     def _probe(self) -> tuple[list[str], dict, dict]:
         """Head names and feature maps of a 64-px probe (eval mode: no BatchNorm statistics touched)."""
@@ -97,12 +98,14 @@ class DistillModule(SegmentModule):
         was = self.model.training
         self.model.eval()
         with torch.no_grad():
-            heads = list(self.model.forward_heads(x).keys())
+            s_heads = self.model.forward_heads(x)
             s_feats = dict(self.student_taps.features) if self.student_taps else {}
-            if self.teacher_taps:
-                self.teacher.forward_heads(x)
+            t_heads = self.teacher.forward_heads(x) if self.teacher is not None else None
         self.model.train(was)
-        return heads, s_feats, dict(self.teacher_taps.features) if self.teacher_taps else {}
+        main = self.model.main_head
+        t_main = getattr(self.teacher, "main_head", "out")
+        self._probe_heads = (s_heads[main].float(), t_heads[t_main].float()) if t_heads and t_main in t_heads else None
+        return list(s_heads), s_feats, dict(self.teacher_taps.features) if self.teacher_taps else {}
 
     def _build_losses(self, s_feats: dict, t_feats: dict) -> list[nn.Module]:
         """One loss per logits term; one per (term, feature pair) so adapters fit each pair's shapes.
@@ -111,7 +114,7 @@ class DistillModule(SegmentModule):
         for term, pairs in zip(self.terms, self.pairs, strict=True):
             params = dict(term["params"])
             if term["on"] == "logits":
-                out.append(build_loss(term["method"], **params))
+                out.append(self._checked_logits_loss(term["method"], params))
                 continue
             per_pair = nn.ModuleList()
             for s_path, t_path in pairs:
@@ -130,6 +133,20 @@ class DistillModule(SegmentModule):
                 per_pair.append(loss)
             out.append(per_pair)
         return out
+
+    def _checked_logits_loss(self, method: str, params: dict) -> nn.Module:
+        """A logits loss tried once on the probe's main heads (online), so a form no method accepts fails now."""
+        loss = build_loss(method, **params)
+        if self._probe_heads is not None:
+            s, t = self._probe_heads
+            try:
+                with torch.no_grad():
+                    loss.eval()(s, self._teacher_logits(t, s), torch.zeros(s.shape[0], *s.shape[2:]))
+                loss.train()
+            except (ValueError, RuntimeError) as exc:
+                raise ValueError(f"{method} on logits: student {tuple(s.shape)} and teacher {tuple(t.shape)} "
+                                 f"({str(exc).splitlines()[0]})") from None
+        return loss
 
     def on_fit_start(self) -> None:
         if self.teacher is not None:
@@ -178,7 +195,7 @@ class DistillModule(SegmentModule):
                 value = sum(w * self._offline_kd(heads[h].float(), extras["soft"][self.head_map[h]], loss)
                             for h, w in weights.items() if w > 0)
             else:
-                value = sum(w * loss(heads[h].float(), t_heads[self.head_map[h]], y)
+                value = sum(w * loss(heads[h].float(), self._teacher_logits(t_heads[self.head_map[h]], heads[h]), y)
                             for h, w in weights.items() if w > 0)
             self.log(f"train/term{i}_{term['method']}", value, on_step=False, on_epoch=True, batch_size=x.shape[0])
             distill = distill + term["weight"] * value
@@ -188,6 +205,11 @@ class DistillModule(SegmentModule):
         self.log("train/hard", hard, on_step=False, on_epoch=True, batch_size=n)
         self.log("train/kd", distill, on_step=False, on_epoch=True, batch_size=n)
         return loss
+
+    @staticmethod
+    def _teacher_logits(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """Teacher logits in the student's form (2-class <-> sigmoid, H x W) for every logits method."""
+        return match_size(match_channels(teacher, student.shape[1]), student)
 
     def _offline_kd(self, student: torch.Tensor, probs: torch.Tensor, loss: nn.Module) -> torch.Tensor:
         q = match_size(match_probability_channels(probs, student.shape[1]), student)

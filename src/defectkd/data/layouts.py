@@ -31,6 +31,7 @@ class Problem:
     file: Path
     message: str
     blocking: bool = True  # unlabelled images are reported but do not stop training
+    kind: str = "bad"  # "unlabelled": an image without a mask (training data for offline KD)
 
     def __str__(self) -> str:
         return f"{self.file}: {self.message}"
@@ -64,7 +65,8 @@ def _pair(image_dir: Path, mask_dir: Path, problems: list[Problem], orphan_is_pr
         mask = masks.pop(img.stem, None)
         samples.append(Sample(img, mask))
         if mask is None:
-            problems.append(Problem(img, "no mask with the same stem (unlabelled)", blocking=orphan_is_problem))
+            problems.append(Problem(img, "no mask with the same stem (unlabelled)", blocking=orphan_is_problem,
+                                    kind="unlabelled"))
     for stem, m in sorted(masks.items()):
         problems.append(Problem(m, f"mask has no image named {stem}.*"))
     return samples

@@ -53,7 +53,7 @@ def _checked_samples(cfg: SegmentTrainConfig, console: Console):
     report = validate(source)
     # images without masks are training data when distilling with unlabelled=true (KD term only)
     unlabelled_ok = isinstance(cfg, DistillSegmentConfig) and cfg.unlabelled
-    blocking = [p for p in source.problems if p.blocking and not (unlabelled_ok and "(unlabelled)" in p.message)]
+    blocking = [p for p in source.problems if p.blocking and not (unlabelled_ok and p.kind == "unlabelled")]
     if blocking and not cfg.skip_bad:
         more = f" (and {len(blocking) - 1} more problems)" if len(blocking) > 1 else ""
         raise DataError(f"{blocking[0]}{more}; see `defectkd data check {cfg.data}` or pass --skip-bad")

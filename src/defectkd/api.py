@@ -13,28 +13,48 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import DistillSegmentConfig, SegmentTrainConfig, build_config, load_yaml
+from .config import (
+    ClassifyTrainConfig,
+    DistillClassifyConfig,
+    DistillSegmentConfig,
+    SegmentTrainConfig,
+    build_config,
+    load_yaml,
+)
 from .errors import ConfigError, DataError
 
 
 def synth(out: str | Path, n: int = 64, size: int = 256, seed: int = 0, task: str = "segment") -> Path:
-    """Write synthetic crack images and masks to OUT/images and OUT/masks."""
+    """Write synthetic crack images and masks to OUT/images and OUT/masks (task segment), or synthetic
+    defect classes to OUT/<class>/<class>_<i>.png (task classify; OUT must be new or empty)."""
     from .data.synthetic import write_synthetic_segment
 
-    if task != "segment":
-        raise ConfigError(f"data synth: task {task!r} not available yet (available: segment)")
+    if task not in ("segment", "classify"):
+        raise ConfigError(f"data synth: task {task!r} not available yet (available: segment, classify)")
     if n < 1 or size < 32:
         raise ConfigError("data synth: --n must be >= 1 and --size >= 32")
     out = Path(out)
+    if task == "classify":
+        from .data.synthetic_classify import write_synthetic_classify
+        from .engine.runs import fresh_dir
+
+        return write_synthetic_classify(fresh_dir(out), n, size, seed)
     if (out / "images").is_dir() and any((out / "images").iterdir()):
         raise DataError(f"{out}: already holds images/; choose another --out (nothing was overwritten)")
     return write_synthetic_segment(out, n, size, seed)
 
 
-def check(path: str | Path, progress: Callable[[], None] | None = None) -> dict:
-    """Validate a data set: layout, pairs, sizes, crack fraction and every problem."""
+def check(path: str | Path, progress: Callable[[], None] | None = None, task: str = "auto") -> dict:
+    """Validate a data set: layout, pairs, sizes, crack fraction and every problem (segment), or classes,
+    images per class and split, sizes and every problem (classify). `auto`: classify for class folders
+    and path,label CSV files, segment otherwise (NEU-DET's images/<class>_<n>.jpg needs task classify)."""
     from .data.check import check_dataset
+    from .data.classify import check_classify, looks_like_classify
 
+    if task not in ("auto", "segment", "classify"):
+        raise ConfigError(f"data check: task {task!r} unknown (auto, segment, classify)")
+    if task == "classify" or (task == "auto" and looks_like_classify(path)):
+        return check_classify(path, progress)
     return check_dataset(path, progress)
 
 
@@ -44,15 +64,24 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
     from .engine.runs import resolve_run
     from .engine.train import fit_segment
 
-    if task != "segment":
-        raise ConfigError(f"train: task {task!r} not available yet (available: segment)")
+    if task not in ("segment", "classify"):
+        raise ConfigError(f"train: task {task!r} not available yet (available: segment, classify)")
     if resume is not None:
         run_dir, last = resolve_run(resume)
         saved = load_yaml(run_dir / "config.yaml")
         saved.update({k: v for k, v in options.items() if v is not None})
+        if saved.get("task") == "classify":
+            from .engine.classify_train import fit_classify
+
+            schema = DistillClassifyConfig if saved.get("teacher") else ClassifyTrainConfig
+            return fit_classify(build_config(schema, None, saved, overrides), resume=last, run_dir=run_dir)
         schema = DistillSegmentConfig if saved.get("teacher") or saved.get("soft_labels") else SegmentTrainConfig
         cfg = build_config(schema, None, saved, overrides)
         return fit_segment(cfg, resume=last, run_dir=run_dir)
+    if task == "classify":
+        from .engine.classify_train import fit_classify
+
+        return fit_classify(build_config(ClassifyTrainConfig, config, options, overrides))
     cfg = build_config(SegmentTrainConfig, config, options, overrides)
     return fit_segment(cfg)
 
@@ -64,10 +93,16 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
     The summary adds the teacher's metrics on the same validation images."""
     from .engine.train import fit_segment
 
-    if task != "segment":
-        raise ConfigError(f"distill: task {task!r} not available yet (available: segment)")
+    if task not in ("segment", "classify"):
+        raise ConfigError(f"distill: task {task!r} not available yet (available: segment, classify)")
     if resume is not None:
         return train(task, overrides=overrides, resume=resume, **options)
+    if task == "classify":  # online only: a frozen teacher in memory (soft-label caches are segmentation's)
+        from .engine.classify_train import fit_classify
+
+        if options.get("soft_labels") is not None:
+            raise ConfigError("distill classify: soft_labels (offline) is segmentation only; give --teacher")
+        return fit_classify(build_config(DistillClassifyConfig, config, options, overrides))
     cfg = build_config(DistillSegmentConfig, config, options, overrides)
     return fit_segment(cfg)
 
@@ -106,10 +141,13 @@ def val(weights: str | Path, data: str | Path, split: str = "test", threshold: f
     from .data.dataset import eval_samples
     from .data.layouts import discover
     from .engine.checkpoint import load_checkpoint_model
+    from .engine.classify_verbs import is_classifier, val_classify
     from .engine.evaluate import evaluate_model
     from .engine.runs import new_run_dir
 
     model, hp = load_checkpoint_model(weights)
+    if is_classifier(hp):  # accuracy, macro/per-class P/R/F1, confusion.png in runs/classify/val*/
+        return val_classify(model, hp, weights, data, split, threshold, save_dir, project, progress)
     samples = eval_samples(discover(data), split)
     if not samples:
         raise DataError(f"{data}: split {split!r} has no labelled pairs")
@@ -123,9 +161,11 @@ def val(weights: str | Path, data: str | Path, split: str = "test", threshold: f
     return result
 
 
-def export(weights: str | Path, format: str = "onnx", imgsz: int = 448, dynamic: bool = False, opset: int = 17,
-           out: str | Path | None = None, image: str | Path | None = None, overwrite: bool = False) -> dict:
-    """Export the student in WEIGHTS (run folder or file) and check it against PyTorch on an image."""
+def export(weights: str | Path, format: str = "onnx", imgsz: int | None = None, dynamic: bool = False,
+           opset: int = 17, out: str | Path | None = None, image: str | Path | None = None,
+           overwrite: bool = False) -> dict:
+    """Export the student in WEIGHTS (run folder or file) and check it against PyTorch on an image.
+    `imgsz` (static input size) defaults to 448 for segmentation and to a classifier's training size."""
     from .engine.runs import resolve_weights
 
     if format != "onnx":
@@ -141,7 +181,9 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
             on_result: Callable[[dict], None] | None = None, save_dir: str | Path | None = None) -> dict:
     """Segment every image of SOURCE (file, folder or glob) with a .pt (PyTorch) or .onnx (ONNX Runtime)
     model; returns {"results": [...], "save_dir": ...}. With save, masks/, overlays/ and predictions.jsonl
-    go to a new runs/predict/<name>/."""
+    go to a new runs/predict/<name>/. A classifier reports per image its top class and probability
+    (`class`, `score`, every class in `probs`); with save, predictions.jsonl only."""
+    from .deploy.classify import classify_images
     from .deploy.predict import UnreadableImage, predict_images
     from .deploy.sources import SourceError, list_sources
 
@@ -150,13 +192,19 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
     except SourceError as exc:
         raise DataError(str(exc)) from None
     segmenter = _segmenter(Path(weights), threads)
+    classifier = hasattr(segmenter, "classify")
+    if classifier and threshold is not None:
+        raise ConfigError("--threshold applies to segmentation; a classifier reports its top class")
     if save and save_dir is None:
         from .engine.runs import new_run_dir
 
         save_dir = new_run_dir(project, "predict", name)
     save_dir = Path(save_dir) if save else None
     try:
-        results = list(predict_images(segmenter, files, save_dir, threshold, on_result))
+        if classifier:
+            results = list(classify_images(segmenter, files, save_dir, on_result))
+        else:
+            results = list(predict_images(segmenter, files, save_dir, threshold, on_result))
     except UnreadableImage as exc:
         raise DataError(str(exc)) from None
     return {"weights": str(weights), "runtime": type(segmenter).__name__, "results": results,
@@ -164,7 +212,8 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
 
 
 def _segmenter(weights: Path, threads: int | None):
-    """Runtime from the file suffix: .onnx -> ONNX Runtime, .pt (or a run folder) -> PyTorch."""
+    """Runtime from the file suffix: .onnx -> ONNX Runtime, .pt (or a run folder) -> PyTorch; a classifier
+    (ONNX metadata task=classify, or a classification checkpoint) gets the classification runtime."""
     from .errors import WeightsError
 
     if weights.suffix == ".onnx":
@@ -173,9 +222,15 @@ def _segmenter(weights: Path, threads: int | None):
         from .deploy.runtime import OnnxSegmenter
 
         try:
-            return OnnxSegmenter(weights, threads=threads)
+            runtime = OnnxSegmenter(weights, threads=threads)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise WeightsError(f"{weights}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:120]})") from None
+        if runtime.metadata.get("task") == "classify":
+            from .deploy.classify import OnnxClassifier
+
+            return OnnxClassifier(weights, threads=threads, session=runtime.session)
+        return runtime
+    from .engine.checkpoint import weights_task
     from .engine.runs import resolve_weights
     from .engine.torch_runtime import TorchSegmenter
 
@@ -183,7 +238,12 @@ def _segmenter(weights: Path, threads: int | None):
         import torch
 
         torch.set_num_threads(threads)
-    return TorchSegmenter(resolve_weights(weights))
+    weights = resolve_weights(weights)
+    if weights_task(weights) == "classify":
+        from .engine.classify_evaluate import TorchClassifier
+
+        return TorchClassifier(weights)
+    return TorchSegmenter(weights)
 
 
 def info(model: str, imgsz: int = 448, repeats: int = 10, threads: int | None = None) -> dict:
@@ -194,17 +254,27 @@ def info(model: str, imgsz: int = 448, repeats: int = 10, threads: int | None = 
 
 
 def models() -> list[dict]:
-    """One row per registered model: name, task, role, parameters, output form."""
-    from .info import count_parameters
+    """One row per registered model: name, task, role, parameters, GMACs at 448x448 (batch 1), output form.
+
+    The MACs are counted on the meta device (shapes only, no arithmetic), so the heavy teachers cost nothing;
+    a model that cannot run there is counted with a real forward pass."""
+    from .info import count_macs, count_macs_meta, count_parameters
     from .models import build_model, list_models, model_spec
 
     rows = []
     for name in list_models():
         spec = model_spec(name)
         classes = spec.defaults.get("classes", 2)
+        model = build_model(name)
+        parameters = count_parameters(model)
+        try:
+            macs = count_macs_meta(model, 448)
+        except (NotImplementedError, RuntimeError):
+            macs = count_macs(build_model(name), 448)
         rows.append({"name": name, "task": spec.task, "role": spec.role,
-                     "parameters": count_parameters(build_model(name)),
-                     "output": "softmax, 2 ch" if classes == 2 else "sigmoid, 1 ch",
+                     "parameters": parameters, "gmacs_448": round(macs / 1e9, 2),
+                     "output": (f"softmax, {classes} classes" if spec.task == "classify"
+                                else "softmax, 2 ch" if classes == 2 else "sigmoid, 1 ch"),
                      "description": spec.description})
     return rows
 

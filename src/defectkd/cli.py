@@ -65,42 +65,54 @@ def _progress(total: int, what: str):
 
 @app.command("models")
 def models_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List registered models: name, task, role, parameters, output form."""
+    """List registered models: name, task, role, parameters, GMACs at 448x448, output form."""
     from .api import models
 
     rows = models()
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    out.print(_table("defectkd models", rows, ["name", "task", "role", "parameters", "output"]))
+    shown = [{**r, "GMACs@448": f"{r['gmacs_448']:.2f}"} for r in rows]
+    out.print(_table("defectkd models", shown, ["name", "task", "role", "parameters", "GMACs@448", "output"]))
 
 
 @data_app.command("synth")
 def synth_cmd(
-    task: Annotated[str, typer.Argument(help="segment")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (images/ + masks/).")],
+    task: Annotated[str, typer.Argument(help="segment or classify")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (segment: images/ + masks/; classify: "
+                                          "<class>/ folders).")],
     n: Annotated[int, typer.Option("--n", help="Number of images.")] = 64,
     size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 256,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
-    """Write synthetic crack images with masks, deterministic by seed."""
+    """Write synthetic crack images with masks (segment) or defect classes (classify), deterministic by seed."""
     from .api import synth
 
     path = synth(out_dir, n=n, size=size, seed=seed, task=task)
+    if task == "classify":
+        classes = sorted(d.name for d in path.iterdir() if d.is_dir())
+        out.print(f"wrote {n} images of {size}x{size} in {len(classes)} classes ({', '.join(classes)}) to "
+                  f"{path}/<class>/", highlight=False)
+        return
     out.print(f"wrote {n} image/mask pairs of {size}x{size} to {path}", highlight=False)
 
 
 @data_app.command("check")
 def check_cmd(
-    path: Annotated[Path, typer.Argument(help="Data set folder.")],
+    path: Annotated[Path, typer.Argument(help="Data set folder (or a path,label CSV).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    task: Annotated[str, typer.Option("--task", help="auto, segment or classify (auto: classify for class "
+                                      "folders and CSV files).")] = "auto",
 ) -> None:
-    """Detect the layout, validate every pair, print counts, sizes, crack fraction and problems."""
+    """Detect the layout, validate every pair (image), print counts, sizes, crack fraction (classes) and problems."""
     from .api import check
 
-    report = check(path)
+    report = check(path, task=task)
     if as_json:
         print(json.dumps(report, indent=1))
+        return
+    if report.get("task") == "classify":
+        _print_classify_check(report)
         return
     out.print(f"[bold]{report['path']}[/]  layout: {report['layout']}")
     rows = [{"split": k, **v} for k, v in report["splits"].items()]
@@ -116,7 +128,7 @@ def check_cmd(
 
 @app.command("train")
 def train_cmd(
-    task: Annotated[str, typer.Argument(help="segment")],
+    task: Annotated[str, typer.Argument(help="segment or classify")],
     overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Data set folder.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name (see `defectkd models`).")] = None,
@@ -147,14 +159,42 @@ def _print_summary(summary: dict, title: str) -> None:
     if "teacher" in summary:
         t = summary["teacher"]
         rows.append({"model": t["model"], "role": "teacher", "parameters": t["parameters"], **t["val"]})
+    if summary.get("task") == "classify":
+        out.print(_table("validation (best.pt; precision, recall, F1: macro over classes)", rows,
+                         ["model", "role", "parameters", "epochs", "images", "accuracy", "precision", "recall", "f1"]))
+        out.print(f"run saved to {summary['run']} (confusion.png; student-only deploy file: {summary['deploy']})",
+                  highlight=False)
+        return
     out.print(_table(title, rows, ["model", "role", "parameters", "epochs", "precision", "recall", "f1", "iou",
                                    "ods_f1", "ois_f1", "f1_tol"]))
     out.print(f"run saved to {summary['run']} (student-only deploy file: {summary['deploy']})", highlight=False)
 
 
+def _print_classify_check(report: dict) -> None:
+    """`data check` of a classification set: classes x splits, sizes, problems."""
+    out.print(f"[bold]{report['path']}[/]  layout: {report['layout']}  classes: {len(report['classes'])}")
+    splits = list(report["splits"])
+    rows = [{"class": c, **{s: report["splits"][s]["per_class"].get(c, 0) for s in splits}}
+            for c in report["classes"]]
+    rows.append({"class": "total", **{s: report["splits"][s]["images"] for s in splits}})
+    out.print(_table("images per class and split", rows, ["class", *splits]))
+    out.print(f"image sizes: {report['image_sizes']}", highlight=False)
+    problems = report["problems"]
+    out.print(f"problems: {len(problems)}" + ("" if problems else " (all images readable)"))
+    for p in problems:
+        out.print(f"  {p['file']}: {p['message']}", highlight=False)
+
+
+def _print_classify_metrics(m: dict, title: str) -> None:
+    out.print(_table(f"{title} (precision, recall, F1: macro over classes)", [m],
+                     ["images", "accuracy", "precision", "recall", "f1"]))
+    rows = [{"class": name, **v} for name, v in m["per_class"].items()]
+    out.print(_table("per class", rows, ["class", "support", "precision", "recall", "f1"]))
+
+
 @app.command("distill")
 def distill_cmd(
-    task: Annotated[str, typer.Argument(help="segment")],
+    task: Annotated[str, typer.Argument(help="segment or classify")],
     overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")] = None,
     teacher: Annotated[str | None, typer.Option("--teacher", help="Teacher run folder or weights.")] = None,
     student: Annotated[str | None, typer.Option("--student", help="Student model name.")] = None,
@@ -279,17 +319,24 @@ def val_cmd(
     threshold: Annotated[float | None, typer.Option("--threshold")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
-    """Evaluate weights on a labelled split: metrics JSON and overlay images."""
+    """Evaluate weights on a labelled split: metrics JSON and overlay images (classifier: confusion matrix)."""
     from .api import val
     from .data.dataset import eval_samples
     from .data.layouts import discover
+    from .engine.checkpoint import weights_task
+    from .engine.classify_verbs import classify_split_size
 
-    total = len(eval_samples(discover(data), split))
+    classify = weights.is_file() and weights_task(weights) == "classify"
+    total = classify_split_size(data, split) if classify else len(eval_samples(discover(data), split))
     progress, tick = _progress(total, f"val {split}")
     with progress:
         result = val(weights, data, split=split, threshold=threshold, progress=tick)
     if as_json:
         print(json.dumps(result, indent=1))
+        return
+    if result.get("task") == "classify":
+        _print_classify_metrics(result["metrics"], f"{result['model']} on {data}, split {split}")
+        out.print(f"metrics.json and confusion.png saved to {result['save_dir']}", highlight=False)
         return
     m = result["metrics"]
     out.print(_table(f"{result['model']} on {data}, split {split}, threshold {result['threshold']}", [m],
@@ -302,7 +349,8 @@ def val_cmd(
 def export_cmd(
     weights: Annotated[Path, typer.Option("--weights", help="Checkpoint, deploy file or run folder.")],
     format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
-    imgsz: Annotated[int, typer.Option("--imgsz", help="Input size of a static export.")] = 448,
+    imgsz: Annotated[int | None, typer.Option("--imgsz", help="Input size of a static export (default: 448; "
+                                              "a classifier's training size).")] = None,
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Any batch, height and width.")] = False,
     opset: Annotated[int, typer.Option("--opset")] = 17,
     out_file: Annotated[Path | None, typer.Option("--out", help="Output file (default: next to the weights).")] = None,
@@ -341,6 +389,14 @@ def predict_cmd(
     result = predict(weights, source, save=save, threshold=threshold, threads=threads, name=name, on_result=line)
     if as_json:
         return
+    if result["results"] and "class" in result["results"][0]:  # a classifier
+        rows = [{"image": Path(r["image"]).name, "class": r["class"], "score": r["score"],
+                 "inference_ms": r["times_ms"]["inference_ms"], "total_ms": r["times_ms"]["total_ms"]}
+                for r in result["results"]]
+        out.print(_table(f"predict ({result['runtime']})", rows, list(rows[0])))
+        if result["save_dir"]:
+            out.print(f"predictions.jsonl saved to {result['save_dir']}", highlight=False)
+        return
     rows = [{"image": Path(r["image"]).name, "crack_ratio": r["crack_ratio"], "area_px": r["area_px"],
              "cracks": r["cracks"], "longest_crack_px": r["longest_crack_px"],
              "inference_ms": r["times_ms"]["inference_ms"], "total_ms": r["times_ms"]["total_ms"]}
@@ -358,14 +414,15 @@ def info_cmd(
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (default: torch's).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Parameters, GMACs, CPU latency and FPS of a model."""
+    """Parameters, GMACs, CPU latency and FPS of a model in PyTorch eager and ONNX Runtime (FP32)."""
     from .api import info
 
     result = info(model, imgsz, repeats=repeats, threads=threads)
     if as_json:
         print(json.dumps(result, indent=1))
         return
-    columns = ["model", "role", "parameters", "gmacs", "gflops", "latency_ms_median", "fps", "threads", "runtime"]
+    columns = ["model", "role", "parameters", "gmacs", "gflops", "latency_ms_median", "fps", "ort_latency_ms_median",
+               "ort_fps", "threads"]
     out.print(_table(f"{model} at {imgsz}x{imgsz}", [result], columns))
 
 

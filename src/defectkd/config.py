@@ -141,6 +141,85 @@ class DistillSegmentConfig(SegmentTrainConfig):
         return any(t.on == "features" for t in self.losses or [])
 
 
+class ClassifyTrainConfig(BaseModel):
+    """Everything that defines a defect-classification training run (saved as the run's config.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    task: Literal["classify"] = "classify"
+    data: str = Field(description="class folders (optionally in train/val/test), a path,label CSV, or "
+                      "images/<class>_<n>.jpg (NEU-DET) with optional splits/*.txt")
+    model: str = Field("cmi", description="registered classify model (see `defectkd models`)")
+    class_names: list[str] | None = Field(None, description="recorded from the data by the run; if given, the "
+                                          "data must have exactly these classes (this order is the output order)")
+    width: float | None = Field(None, gt=0, le=2, description="width multiplier of mobilenetv2 / cmi")
+    pretrained: str | None = Field(None, description="local weights file to start from (torchvision keys work)")
+    epochs: int = Field(30, ge=1)
+    imgsz: int = Field(128, ge=32, description="every image is resized (validation) or crop-resized (training) "
+                       "to imgsz x imgsz")
+    batch: int = Field(32, ge=1)
+    workers: int = Field(2, ge=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0, description="adamw: 1e-3; sgd (momentum 0.9, nesterov): e.g. 0.05")
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["cosine", "none"] = "cosine"
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
+    monitor: Literal["accuracy", "f1"] = Field("accuracy", description="validation metric for best.pt and "
+                                               "early stopping (f1: macro)")
+    patience: int = Field(20, ge=0, description="early-stopping patience in epochs (0: off)")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of each class drawn for validation when the "
+                                "data set has no val split")
+    split_seed: int = 0
+    seed: int = 0
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+    channels_last: bool = True
+    cache: bool = Field(True, description="keep decoded images in memory")
+    time_limit: float | None = Field(None, gt=0, description="stop training after this many minutes")
+    skip_bad: bool = Field(False, description="drop unreadable or missing images instead of refusing")
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    project: str = "runs"
+    name: str | None = None
+
+    _precision_as_text = field_validator("precision", mode="before")(
+        SegmentTrainConfig._precision_as_text.__func__)
+
+    def model_kwargs(self, classes: int) -> dict[str, Any]:
+        kw: dict[str, Any] = {"classes": classes}
+        if self.width is not None:
+            kw["width"] = self.width
+        return kw
+
+
+class DistillClassifyConfig(ClassifyTrainConfig):
+    """A classification run whose student (`model`) also learns from a frozen teacher (online only).
+
+    `method` names a classification recipe (distill.recipes.CLASSIFY_RECIPES: kd, dkd, mgd, fitnet, at) that
+    fills T, alpha, hard_weight and the loss terms; anything set explicitly wins. The CMI recipe is kd:
+    high-temperature KD + ground truth, (1 - alpha) CE + alpha T^2 KL."""
+
+    teacher: str = Field(description="teacher run folder or weights (several joined by commas: an ensemble)")
+    method: str = Field("kd", description="recipe: kd, dkd, mgd, fitnet, at")
+    T: float | None = Field(None, gt=0, description="temperature (kd: 10; dkd: 4)")
+    alpha: float | None = Field(None, ge=0, le=1, description="kd: KD term weight; 1 - alpha on the hard labels")
+    hard_weight: float | None = Field(None, ge=0, description="weight of the cross-entropy term (default: recipe)")
+    losses: list[LossTerm] | None = Field(None, description="explicit weighted terms instead of the recipe's")
+    feat: list[str] = Field(default_factory=list, description="feature pairs student.path:teacher.path "
+                            "(default: each model's `feature_layer`, the last feature map)")
+
+    @model_validator(mode="after")
+    def _resolve_recipe(self) -> DistillClassifyConfig:
+        from .distill.recipes import CLASSIFY_RECIPES, expand
+
+        given = [t.model_dump() for t in self.losses] if self.losses is not None else None
+        r = expand(self.method, self.T, self.alpha, given, recipes=CLASSIFY_RECIPES)
+        self.T, self.alpha = r["T"], r["alpha"]
+        if self.hard_weight is None:
+            self.hard_weight = r["hard_weight"]
+        self.losses = [LossTerm(**t, feat=(g or {}).get("feat")) for t, g in
+                       zip(r["losses"], given or [None] * len(r["losses"]), strict=True)]
+        return self
+
+
 def _describe(exc: ValidationError, source: str) -> str:
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"])

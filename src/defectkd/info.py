@@ -1,9 +1,13 @@
-"""Model facts: parameters, MACs (torch's FlopCounterMode) and measured CPU latency / FPS."""
+"""Model facts: parameters, MACs (torch's FlopCounterMode) and measured CPU latency / FPS, in PyTorch eager
+and in ONNX Runtime (the deployment runtime)."""
 
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
+import warnings
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -22,6 +26,55 @@ def count_macs(model: torch.nn.Module, imgsz: int) -> int:
     with FlopCounterMode(display=False) as counter:
         model.eval()(x)
     return counter.get_total_flops() // 2
+
+
+@torch.no_grad()
+def count_macs_meta(model: torch.nn.Module, imgsz: int) -> int:
+    """As `count_macs`, computing nothing: the model moves to the meta device (shapes, no data), so even the
+    teachers take a fraction of a second. The model's weights are gone afterwards: pass a throwaway model."""
+    model = model.to("meta").eval()
+    with FlopCounterMode(display=False) as counter:
+        model(torch.empty(1, 3, imgsz, imgsz, device="meta"))
+    return counter.get_total_flops() // 2
+
+
+def export_onnx_model(model: torch.nn.Module, path: str | Path, imgsz: int, opset: int = 17) -> Path:
+    """A static (1, 3, imgsz, imgsz) ONNX export of `model`'s forward (the deployed head), as `defectkd export`
+    writes it (TorchScript-based exporter), for speed measurements; no metadata, no parity check."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.zeros(1, 3, imgsz, imgsz),), str(path), input_names=["images"],
+                          output_names=["logits"], opset_version=opset, dynamo=False)
+    return Path(path)
+
+
+def onnx_session(path: str | Path, threads: int):
+    """An ONNX Runtime CPU session with `threads` intra-op threads, as `OnnxSegmenter` opens it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def measure_onnx_latency(model: torch.nn.Module, imgsz: int, repeats: int = 10, warmup: int = 2,
+                         threads: int | None = None) -> list[float]:
+    """Seconds per ONNX Runtime FP32 run (batch 1) of `model` exported to a temporary file, over `repeats` runs."""
+    import numpy as np
+
+    threads = threads or torch.get_num_threads()
+    with tempfile.TemporaryDirectory() as tmp:
+        session = onnx_session(export_onnx_model(model, Path(tmp) / "model.onnx", imgsz), threads)
+    x = {"images": np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)}
+    for _ in range(warmup):
+        session.run(None, x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        session.run(None, x)
+        times.append(time.perf_counter() - t0)
+    return times
 
 
 @torch.no_grad()
@@ -48,7 +101,8 @@ def measure_latency(model: torch.nn.Module, imgsz: int, repeats: int = 10, warmu
 
 def model_info(name: str, imgsz: int = 448, repeats: int = 10, threads: int | None = None,
                speed: bool = True) -> dict:
-    """Parameters, GMACs and (optionally) median CPU latency / FPS of a registered model."""
+    """Parameters, GMACs and (optionally) median CPU latency / FPS of a registered model, in PyTorch eager and
+    (when onnxruntime is installed) in ONNX Runtime with the same thread count."""
     spec = model_spec(name)
     model = build_model(name)
     macs = count_macs(model, imgsz)
@@ -64,4 +118,11 @@ def model_info(name: str, imgsz: int = 448, repeats: int = 10, threads: int | No
         median = statistics.median(times)
         info.update({"threads": threads or torch.get_num_threads(), "latency_ms_median": round(median * 1e3, 2),
                      "fps": round(1.0 / median, 2), "repeats": repeats, "runtime": "pytorch-eager-fp32"})
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return info
+        ort_median = statistics.median(measure_onnx_latency(model, imgsz, repeats=repeats, threads=info["threads"]))
+        info.update({"ort_latency_ms_median": round(ort_median * 1e3, 2), "ort_fps": round(1.0 / ort_median, 2),
+                     "ort_runtime": "onnxruntime-fp32"})
     return info

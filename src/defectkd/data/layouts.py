@@ -31,7 +31,8 @@ class Problem:
     file: Path
     message: str
     blocking: bool = True  # unlabelled images are reported but do not stop training
-    kind: str = "bad"  # "unlabelled": an image without a mask (training data for offline KD)
+    kind: str = "bad"  # "unlabelled": an image without a mask (training data for offline KD); "class": an empty
+    # class folder or a class only val/test has (classification, data/classify.py)
 
     def __str__(self) -> str:
         return f"{self.file}: {self.message}"

@@ -51,18 +51,32 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+# Classification (N, C) logits and one last feature map: the recipes whose terms apply. KD and DKD as above
+# (CMI: high-temperature KD + ground truth); MGD's classification recipe: channel mask, alpha 7e-5, ratio 0.15,
+# on the last feature map, no logit term. CWD, pairwise and RFKD are dense-prediction methods.
+CLASSIFY_RECIPES: dict[str, Recipe] = {
+    "kd": RECIPES["kd"],
+    "dkd": RECIPES["dkd"],
+    "mgd": Recipe([_term("mgd", "features", 1.0, alpha=7e-5, mask_ratio=0.15, mask="channel")],
+                  description="masked generative distillation on the last feature map (7e-5, channel mask 0.15)"),
+    "fitnet": RECIPES["fitnet"],
+    "at": RECIPES["at"],
+}
+
+
 def list_recipes() -> list[str]:
     return list(RECIPES)
 
 
-def expand(method: str, T: float | None, alpha: float | None, losses: list[dict] | None) -> dict[str, Any]:
+def expand(method: str, T: float | None, alpha: float | None, losses: list[dict] | None,
+           recipes: dict[str, Recipe] = RECIPES) -> dict[str, Any]:
     """Resolved loss terms for a config: {T, alpha, hard_weight, losses, noisy_fraction}.
 
     Raises ValueError (turned into a one-line config error) for an unknown method, or for alpha given
     to a recipe without a logit-KD term (it would silently do nothing)."""
-    if method not in RECIPES:
-        raise ValueError(f"unknown distillation method {method!r} (known: {', '.join(RECIPES)})")
-    recipe = RECIPES[method]
+    if method not in recipes:
+        raise ValueError(f"unknown distillation method {method!r} (known: {', '.join(recipes)})")
+    recipe = recipes[method]
     if alpha is not None and not recipe.uses_alpha and losses is None:
         raise ValueError(f"alpha weights the KD term of methods kd and rfkd; method {method!r} uses "
                          "hard_weight and per-term weights (list them under losses)")

@@ -14,7 +14,12 @@ COLUMNS = ("epoch", "train/loss", "train/hard", "train/kd", "val/loss", "val/pre
 
 
 class EpochSummary(L.Callback):
-    """Appends a row to metrics.csv and prints a compact line at the end of every epoch."""
+    """Appends a row to metrics.csv and prints a compact line at the end of every epoch.
+    Subclasses (other tasks) set `columns`, `curve_keys`, `curve_title` and `describe`."""
+
+    columns: tuple[str, ...] = COLUMNS
+    curve_keys: tuple[str, ...] = ("val/f1", "val/iou", "val/precision", "val/recall")
+    curve_title = "crack class, threshold metrics"
 
     def __init__(self, run_dir: Path, console: Console | None = None) -> None:
         self.run_dir = Path(run_dir)
@@ -32,29 +37,33 @@ class EpochSummary(L.Callback):
         row = {
             "epoch": trainer.current_epoch + 1,
             "train/loss": m.get("train/loss_epoch", m.get("train/loss")),
-            **{k: m.get(k) for k in COLUMNS if k.startswith("val/") or k in ("train/hard", "train/kd")},
+            **{k: m.get(k) for k in self.columns if k.startswith("val/") or k in ("train/hard", "train/kd")},
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - self._start, 1),
         }
         new = not self.csv_path.exists()
         with self.csv_path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+            writer = csv.DictWriter(fh, fieldnames=self.columns)
             if new:
                 writer.writeheader()
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
-        def fmt(v):
-            return "-" if v is None else f"{v:.4f}"
+        self.console.print(self.describe(row, trainer), highlight=False, soft_wrap=True)
+        plot_curves(self.csv_path, self.run_dir / "curves.png", self.curve_keys, self.curve_title)
 
-        self.console.print(
-            f"epoch {row['epoch']}/{trainer.max_epochs}  loss {fmt(row['train/loss'])}  "
-            f"val F1 {fmt(row['val/f1'])}  IoU {fmt(row['val/iou'])}  "
-            f"P {fmt(row['val/precision'])}  R {fmt(row['val/recall'])}  "
-            f"lr {row['lr']:.2e}  {row['seconds']}s", highlight=False, soft_wrap=True)
-        plot_curves(self.csv_path, self.run_dir / "curves.png")
+    def describe(self, row: dict, trainer) -> str:
+        return (f"epoch {row['epoch']}/{trainer.max_epochs}  loss {fmt(row['train/loss'])}  "
+                f"val F1 {fmt(row['val/f1'])}  IoU {fmt(row['val/iou'])}  "
+                f"P {fmt(row['val/precision'])}  R {fmt(row['val/recall'])}  "
+                f"lr {row['lr']:.2e}  {row['seconds']}s")
 
 
-def plot_curves(csv_path: Path, out: Path) -> None:
+def fmt(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def plot_curves(csv_path: Path, out: Path, keys: tuple[str, ...] = EpochSummary.curve_keys,
+                title: str = EpochSummary.curve_title) -> None:
     """Loss and validation metrics against epochs, two panels."""
     import matplotlib
 
@@ -75,12 +84,12 @@ def plot_curves(csv_path: Path, out: Path) -> None:
     ax1.plot(epochs, series("val/loss"), label="val loss")
     ax1.set_xlabel("epoch")
     ax1.legend()
-    for key in ("val/f1", "val/iou", "val/precision", "val/recall"):
+    for key in keys:
         ax2.plot(epochs, series(key), label=key.split("/")[1])
     ax2.set_xlabel("epoch")
     ax2.set_ylim(0, 1)
     ax2.legend()
-    ax2.set_title("crack class, threshold metrics")
+    ax2.set_title(title)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

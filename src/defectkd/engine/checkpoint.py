@@ -34,6 +34,7 @@ def safe_load(path: str | Path) -> Any:
 
 
 DEPLOY_FORMAT = "defectkd-deploy-1"
+CLASSIFY_KEYS = ("task", "class_names", "imgsz")  # extra deploy-file keys of a classifier
 
 
 def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
@@ -45,6 +46,9 @@ def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     deploy = {"format": DEPLOY_FORMAT, "model_name": hp["model_name"], "model_kwargs": hp.get("model_kwargs", {}),
               "threshold": hp.get("config", {}).get("threshold", 0.5), "state_dict": state}
+    config = hp.get("config", {})
+    if config.get("task") == "classify":  # what predict needs: class names (output order) and the input size
+        deploy.update({k: config[k] for k in CLASSIFY_KEYS})
     torch.save(deploy, out)
     return Path(out)
 
@@ -57,7 +61,7 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
     ckpt = safe_load(path)
     if isinstance(ckpt, dict) and ckpt.get("format") == DEPLOY_FORMAT:
         hp = {"model_name": ckpt["model_name"], "model_kwargs": ckpt["model_kwargs"],
-              "config": {"threshold": ckpt["threshold"]}}
+              "config": {"threshold": ckpt["threshold"], **{k: ckpt[k] for k in CLASSIFY_KEYS if k in ckpt}}}
         ckpt = {"state_dict": {f"model.{k}": v for k, v in ckpt["state_dict"].items()}, "hyper_parameters": hp}
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise WeightsError(f"{path}: not a defectkd checkpoint (no state_dict / hyper_parameters)")
@@ -73,3 +77,24 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
         reason = str(exc).splitlines()[0][:120]
         raise WeightsError(f"{path}: weights do not fit model {model_name!r} ({reason})") from None
     return model.eval(), hp
+
+
+def weights_task(path: str | Path) -> str:
+    """"classify" or "segment" for a checkpoint or deploy file, read cheaply (tensors memory-mapped, not
+    loaded); "segment" when the file cannot be read this way (the loaders then report why)."""
+    try:
+        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # any unreadable file: left to safe_load's one-line errors
+        return "segment"
+    if not isinstance(ckpt, dict):
+        return "segment"
+    if ckpt.get("format") == DEPLOY_FORMAT:
+        task, name = ckpt.get("task"), ckpt.get("model_name")
+    else:
+        hp = ckpt.get("hyper_parameters") or {}
+        task, name = (hp.get("config") or {}).get("task"), hp.get("model_name")
+    if task:
+        return str(task)
+    from ..models import list_models
+
+    return "classify" if name in list_models("classify") else "segment"

@@ -7,6 +7,7 @@ classes and threshold travel in the file's metadata.
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -23,14 +24,19 @@ class ExportError(DefectKDError):
     """The exported model is invalid or disagrees with PyTorch."""
 
 
-def _parity_image(image: str | Path | None, size: tuple[int, int] | None) -> tuple[np.ndarray, str]:
-    """RGB uint8 of `size` (H, W; None: as it is): the given image, or a synthetic crack image."""
+def _parity_image(image: str | Path | None, size: tuple[int, int] | None,
+                  classify: bool = False) -> tuple[np.ndarray, str]:
+    """RGB uint8 of `size` (H, W; None: as it is): the given image, or a synthetic crack (defect) image."""
     import cv2
 
     if image is not None:
         from ..data.io import read_image
 
         rgb, name = read_image(image), str(image)
+    elif classify:
+        from ..data.synthetic_classify import synth_defect_sample
+
+        rgb, name = synth_defect_sample("scratches", seed=0, size=max(size or (64,))), "synthetic defect image"
     else:
         from ..data.synthetic import synth_crack_sample
 
@@ -40,39 +46,48 @@ def _parity_image(image: str | Path | None, size: tuple[int, int] | None) -> tup
     return rgb, name
 
 
-def _training_image(data: str | None) -> Path | None:
+def _training_image(data: str | None, classify: bool = False) -> Path | None:
     """The first image of the data the model was trained on, when it is still there."""
     if not data or not Path(data).exists():
         return None
+    from ..data.classify import discover_classify
     from ..data.layouts import discover
     from ..errors import DataError
 
     try:
-        source = discover(data)
+        source = discover_classify(data) if classify else discover(data)
     except DataError:
         return None
     samples = [s for split in source.splits.values() for s in split]
     return samples[0].image if samples else None
 
 
-def export_onnx(weights: str | Path, imgsz: int = 448, dynamic: bool = False, opset: int = 17,
+def export_onnx(weights: str | Path, imgsz: int | None = None, dynamic: bool = False, opset: int = 17,
                 out: str | Path | None = None, image: str | Path | None = None, overwrite: bool = False) -> dict:
     """Export the student in WEIGHTS; returns file, parity max abs difference (logits) and sizes.
 
-    The parity image is `image`, else the first image of the run's training data, else a synthetic one."""
+    The parity image is `image`, else the first image of the run's training data, else a synthetic one.
+    `imgsz` defaults to 448 for segmentation and to the training size for a classifier, whose graph
+    returns logits (N, classes) and whose metadata adds task=classify, class_names (JSON) and train_imgsz."""
     import onnx
     import onnxruntime as ort
 
-    if imgsz < 32:
+    if imgsz is not None and imgsz < 32:
         raise ConfigError(f"--imgsz must be >= 32, got {imgsz}")
     weights = Path(weights)
     out = Path(out) if out else weights.with_suffix(".onnx")
     if out.exists() and not overwrite:
         raise ExportError(f"{out}: already exists; pass --out elsewhere or --overwrite (nothing was overwritten)")
     model, hp = load_checkpoint_model(weights)
+    config = hp.get("config", {})
+    classify = _is_classifier(hp)
+    if imgsz is None:
+        imgsz = int(config.get("imgsz", 224)) if classify else 448
     model = model.float().eval()
     example = torch.zeros(1, 3, imgsz, imgsz)
     axes = {"images": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}}
+    if classify:
+        axes["logits"] = {0: "batch"}
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -81,9 +96,17 @@ def export_onnx(weights: str | Path, imgsz: int = 448, dynamic: bool = False, op
                           opset_version=opset, dynamic_axes=axes if dynamic else None, dynamo=False)
     proto = onnx.load(str(out))
     threshold = hp.get("config", {}).get("threshold", 0.5)
-    for key, value in {"model": hp["model_name"], "classes": model.classes, "threshold": threshold,
-                       "imgsz": "dynamic" if dynamic else imgsz, "input": "RGB float [0,1] NCHW",
-                       "output": "logits NCHW", "producer": "defectkd"}.items():
+    meta = {"model": hp["model_name"], "classes": model.classes, "threshold": threshold,
+            "imgsz": "dynamic" if dynamic else imgsz, "input": "RGB float [0,1] NCHW",
+            "output": "logits NCHW", "producer": "defectkd"}
+    if classify:
+        from ..engine.classify_evaluate import model_class_names
+
+        del meta["threshold"]
+        meta.update({"task": "classify", "output": "logits NC (softmax: class probabilities)",
+                     "class_names": json.dumps(model_class_names(hp)),
+                     "train_imgsz": int(config.get("imgsz", imgsz))})
+    for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)
     try:
@@ -93,9 +116,9 @@ def export_onnx(weights: str | Path, imgsz: int = 448, dynamic: bool = False, op
     onnx.save(proto, str(out))
 
     if image is None:
-        image = _training_image(hp.get("config", {}).get("data"))
+        image = _training_image(hp.get("config", {}).get("data"), classify)
     # a dynamic export is checked at the image's own size, a static one at the export size
-    rgb, source = _parity_image(image, None if dynamic and image is not None else (imgsz, imgsz))
+    rgb, source = _parity_image(image, None if dynamic and image is not None else (imgsz, imgsz), classify)
     x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255)[None]
     with torch.no_grad():
         reference = model(x).numpy()
@@ -109,3 +132,9 @@ def export_onnx(weights: str | Path, imgsz: int = 448, dynamic: bool = False, op
         raise ExportError(f"{out}: ONNX Runtime logits differ from PyTorch by {diff:.2e} "
                           f"(limit {PARITY_TOLERANCE:g}) on {source}")
     return summary
+
+
+def _is_classifier(hp: dict) -> bool:
+    from ..engine.classify_verbs import is_classifier
+
+    return is_classifier(hp)

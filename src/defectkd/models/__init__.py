@@ -3,7 +3,10 @@
 from functools import partial
 
 from .base import SegmentationNet, crack_probability
+from .classify import ClassificationNet, TorchvisionClassifier
+from .cmi import CMINet
 from .mcff import MCFFNet
+from .mcff_edge import MCFFEdgeNet
 from .pct import PCTNet
 from .registry import ModelSpec, build_model, list_models, load_pretrained, model_spec, register
 from .smp_teachers import SMPSegmenter
@@ -17,6 +20,21 @@ register(ModelSpec(
     "pct-tiny", "segment", "student", PCTNet,
     "PoolingCrack-Tiny: ~0.5 M params, PoolFormer pooling mixer, 4-stage encoder (32/48/72/96), light decoder",
     {"classes": 2},
+))
+register(ModelSpec(
+    "mcff-edge-n", "segment", "student", MCFFEdgeNet,
+    "MCFF-Edge n: MCFF's three fields as depthwise blocks at 1/4-1/16, detail branch; 0.35 M params, 0.47 GMACs@448",
+    {"widths": (32, 64, 176), "depths": (1, 2, 3), "decoder_width": 32, "classes": 2},
+))
+register(ModelSpec(
+    "mcff-edge-s", "segment", "student", MCFFEdgeNet,
+    "MCFF-Edge s (default edge student): widths 48/96/192, depths 1/2/4; 0.56 M params, 0.77 GMACs@448",
+    {"widths": (48, 96, 192), "depths": (1, 2, 4), "decoder_width": 48, "classes": 2},
+))
+register(ModelSpec(
+    "mcff-edge-m", "segment", "student", MCFFEdgeNet,
+    "MCFF-Edge m: widths 64/128/320, depths 2/3/6; 2.11 M params, 2.26 GMACs@448",
+    {"widths": (64, 128, 320), "depths": (2, 3, 6), "decoder_width": 64, "classes": 2},
 ))
 register(ModelSpec(
     "mcff-teacher", "segment", "teacher", MCFFNet,
@@ -34,7 +52,24 @@ register(ModelSpec(
     {"encoder": "resnet50", "classes": 2},
 ))
 
+register(ModelSpec(
+    "resnet50", "classify", "teacher", partial(TorchvisionClassifier, "resnet50"),
+    "ResNet-50 classifier (torchvision, no downloaded weights; --pretrained FILE for local ones)",
+    {"classes": 6},
+))
+register(ModelSpec(
+    "mobilenetv2", "classify", "student", partial(TorchvisionClassifier, "mobilenet_v2"),
+    "MobileNetV2 classifier (torchvision), width multiplier `width` (1.0: 2.2 M params)",
+    {"classes": 6, "width": 1.0},
+))
+register(ModelSpec(
+    "cmi", "classify", "student", CMINet,
+    "CMI: MobileNetV2 inverted residuals + Inception multi-branch blocks, ~1.0 M params (width 1.0)",
+    {"classes": 6, "width": 1.0},
+))
+
 __all__ = [
-    "MCFFNet", "ModelSpec", "PCTNet", "SMPSegmenter", "SegmentationNet", "build_model", "crack_probability",
-    "list_models", "load_pretrained", "model_spec", "register",
+    "CMINet", "ClassificationNet", "MCFFNet", "ModelSpec", "PCTNet", "SMPSegmenter", "SegmentationNet",
+    "TorchvisionClassifier", "build_model", "crack_probability", "list_models", "load_pretrained", "model_spec",
+    "register",
 ]

@@ -67,6 +67,8 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
     state = safe_load(path)
     if isinstance(state, dict) and "state_dict" in state:
         state = {k.removeprefix("model."): v for k, v in state["state_dict"].items()}
+    if isinstance(state, dict) and hasattr(model, "pretrained_state"):  # e.g. torchvision keys for classifiers
+        state = model.pretrained_state(state)
     own = model.state_dict()
     matched = set(state) & set(own)
     if matched:

@@ -1,0 +1,115 @@
+"""Classification on the deploy side (no torch): ONNX Runtime classifier and the prediction loop.
+
+A classifier sees every image resized to a square `imgsz` x `imgsz` (INTER_AREA), the same resize
+the training code uses for validation and the PyTorch runtime uses for `predict`, so the three agree.
+An exported classifier takes RGB float [0, 1] NCHW and returns logits (N, classes); its metadata
+carries `task=classify`, `class_names` (JSON list) and `imgsz`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from .predict import read_rgb
+
+
+def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> (size, size, 3); INTER_AREA when shrinking, INTER_LINEAR when enlarging."""
+    h, w = rgb.shape[:2]
+    if (h, w) == (size, size):
+        return rgb
+    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (size, size), interpolation=interp)
+
+
+def softmax_np(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def top_class(probs: np.ndarray, names: list[str]) -> dict:
+    """{"class", "class_index", "score", "probs": {name: p}} from one (C,) probability vector."""
+    k = int(probs.argmax())
+    return {"class": names[k] if k < len(names) else str(k), "class_index": k, "score": round(float(probs[k]), 6),
+            "probs": {(names[i] if i < len(names) else str(i)): round(float(p), 6) for i, p in enumerate(probs)}}
+
+
+class Classifier(Protocol):
+    class_names: list[str]
+
+    def classify(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, float]]: ...
+
+
+class OnnxClassifier:
+    """`classify(rgb) -> (class probabilities (C,), {"preprocess_ms", "inference_ms", "postprocess_ms"})`."""
+
+    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None,
+                 session=None) -> None:
+        """`session`: an InferenceSession already open on `path` (then threads and providers are its own)."""
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if session is None:
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+            session = ort.InferenceSession(str(self.path), options, providers=providers or ["CPUExecutionProvider"])
+        self.session = session
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.metadata = meta
+        h = inp.shape[2]
+        self.imgsz = int(h) if isinstance(h, int) else int(meta.get("train_imgsz") or meta.get("imgsz", 224))
+        self.class_names = json.loads(meta.get("class_names", "[]"))
+        self.model_name = meta.get("model", self.path.stem)
+
+    def classify(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        t0 = time.perf_counter()
+        img = resize_square(rgb, self.imgsz)
+        x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
+        t1 = time.perf_counter()
+        logits = self.session.run(None, {self.input_name: x})[0][0]
+        t2 = time.perf_counter()
+        probs = softmax_np(logits.astype(np.float32))
+        t3 = time.perf_counter()
+        return probs, {"preprocess_ms": (t1 - t0) * 1e3, "inference_ms": (t2 - t1) * 1e3,
+                       "postprocess_ms": (t3 - t2) * 1e3}
+
+
+def classify_images(classifier: Classifier, files: list[Path], save_dir: Path | None = None,
+                    on_result: Callable[[dict], None] | None = None) -> Iterator[dict]:
+    """Yield one result per image: class name, its probability, every class's probability, times;
+    with `save_dir`, also append each to save_dir/predictions.jsonl."""
+    log = None
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        log = (save_dir / "predictions.jsonl").open("a")
+    try:
+        for file in files:
+            t0 = time.perf_counter()
+            rgb = read_rgb(file)
+            read_ms = (time.perf_counter() - t0) * 1e3
+            probs, times = classifier.classify(rgb)
+            result = {"image": str(file), "width": rgb.shape[1], "height": rgb.shape[0],
+                      **top_class(probs, classifier.class_names)}
+            times = {"read_ms": read_ms, **times}
+            result["times_ms"] = {k: round(v, 2) for k, v in times.items()}
+            result["times_ms"]["total_ms"] = round(sum(times.values()), 2)
+            if log is not None:
+                log.write(json.dumps(result) + "\n")
+            if on_result:
+                on_result(result)
+            yield result
+    finally:
+        if log is not None:
+            log.close()

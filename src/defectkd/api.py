@@ -83,7 +83,7 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
 
         return fit_classify(build_config(ClassifyTrainConfig, config, options, overrides))
     cfg = build_config(SegmentTrainConfig, config, options, overrides)
-    return fit_segment(cfg)
+    return fit_segment(_segment_model(cfg))
 
 
 def distill(task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
@@ -104,7 +104,17 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
             raise ConfigError("distill classify: soft_labels (offline) is segmentation only; give --teacher")
         return fit_classify(build_config(DistillClassifyConfig, config, options, overrides))
     cfg = build_config(DistillSegmentConfig, config, options, overrides)
-    return fit_segment(cfg)
+    return fit_segment(_segment_model(cfg))
+
+
+def _segment_model(cfg):
+    """The config, once its model is known to be a segmentation model (a classifier is refused in one line)."""
+    from .models import list_models, model_spec
+
+    if cfg.model in list_models() and model_spec(cfg.model).task != "segment":  # unknown: refused as before
+        raise ConfigError(f"model {cfg.model!r} is a {model_spec(cfg.model).task} model; segmentation models: "
+                          f"{', '.join(list_models('segment'))} (or: defectkd train {model_spec(cfg.model).task})")
+    return cfg
 
 
 def kfold(k: int = 5, task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
@@ -364,6 +374,10 @@ def robustness(weights: str | Path | list[str | Path], data: str | Path, split: 
     if not paths:
         raise ConfigError("robustness: give at least one --weights file")
     loaded = [load_checkpoint_model(resolve_weights(p)) for p in paths]
+    from .engine.classify_verbs import is_classifier
+
+    if any(is_classifier(hp) for _, hp in loaded):
+        raise ConfigError("robustness: evaluates segmentation models; a classifier was given")
     samples = _labelled_split(data, split)
     if limit is not None:
         if limit < 1:

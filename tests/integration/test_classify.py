@@ -182,7 +182,8 @@ def test_bad_input_is_one_line(cli, tiny_cls, tiny_weights, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(tiny_cls, data)
     (data / "rust").mkdir()  # an empty class folder
-    assert_one_line_error(cli("train", "classify", "--data", data, *TINY, project), "rust", "class folder holds no images")
+    assert_one_line_error(cli("train", "classify", "--data", data, *TINY, project), "rust",
+                          "class folder holds no images")
     (data / "rust").rmdir()
     bad = data / "spots" / "spots_00004.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
@@ -195,6 +196,8 @@ def test_bad_input_is_one_line(cli, tiny_cls, tiny_weights, tmp_path):
 
     assert_one_line_error(cli("train", "classify", "--data", tiny_cls, "--model", "mcff-l", *TINY, project),
                           "segment model")
+    assert_one_line_error(cli("train", "segment", "--data", tiny_cls, "--model", "cmi", "epochs=1", project),
+                          "classify model", "defectkd train classify")
     assert_one_line_error(cli("distill", "classify", "--teacher", tiny_weights, "--data", tiny_cls, *TINY, project),
                           "not a classification model")
     assert_one_line_error(cli("distill", "classify", "--teacher", tiny_weights, "--data", tiny_cls, "--method", "cwd",

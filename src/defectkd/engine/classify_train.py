@@ -4,14 +4,11 @@ best.pt (and of the teacher, for distillation) with a confusion matrix, student-
 from __future__ import annotations
 
 import json
-import sys
-import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 from rich.console import Console
 from torch.utils.data import DataLoader
 
@@ -26,7 +23,8 @@ from .callbacks import EpochSummary, fmt
 from .checkpoint import load_checkpoint_model, safe_load, save_deploy_file
 from .classify_evaluate import evaluate_classifier, model_class_names
 from .classify_module import ClassifyDistillModule, ClassifyModule
-from .device import pick_accelerator, pick_precision
+from .device import pick_accelerator
+from .fit import fit_lightning
 from .runs import new_run_dir
 from .teacher import EnsembleTeacher, join_files, teacher_files
 from .train import quiet_lightning
@@ -141,30 +139,8 @@ def fit_classify(cfg: ClassifyTrainConfig, resume: Path | None = None, run_dir: 
     val_dl = DataLoader(val_ds, batch_size=cfg.batch, **common)
 
     monitor = f"val/{cfg.monitor}"
-    best = ModelCheckpoint(dirpath=weights, filename="best", monitor=monitor, mode="max",
-                           enable_version_counter=False, save_on_train_epoch_end=True)
-    last = ModelCheckpoint(dirpath=weights, filename="last", monitor=None, save_top_k=1,
-                           enable_version_counter=False, save_on_train_epoch_end=True)
-    for ckpt in (best, last):
-        ckpt.FILE_EXTENSION = ".pt"
-    interactive = sys.stderr.isatty()
-    callbacks: list[L.Callback] = [best, last, ClassifyEpochSummary(run_dir, console)]
-    if interactive:
-        callbacks.append(RichProgressBar(leave=False))
-    if cfg.patience > 0:
-        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience))
-    trainer = L.Trainer(
-        accelerator=accelerator, devices=1, precision=pick_precision(cfg.precision, accelerator),
-        max_epochs=cfg.epochs, max_time={"minutes": cfg.time_limit} if cfg.time_limit else None,
-        callbacks=callbacks, logger=False, default_root_dir=run_dir, num_sanity_val_steps=0,
-        log_every_n_steps=max(1, min(50, len(train_dl))), deterministic=accelerator == "cpu",
-        enable_model_summary=False, enable_progress_bar=interactive,
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*deterministic.*")
-        trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None)
-    best_file = weights / "best.pt" if (weights / "best.pt").exists() else weights / "last.pt"
+    trainer, best_file = fit_lightning(module, train_dl, val_dl, cfg, run_dir, ClassifyEpochSummary(run_dir, console),
+                                       accelerator, monitor, resume)
     deploy = save_deploy_file(best_file, weights / "deploy.pt")
     model, _ = load_checkpoint_model(best_file)
     final = evaluate_classifier(model, val, source.classes, cfg.imgsz, cfg.batch,

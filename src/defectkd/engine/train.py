@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 from rich.console import Console
 from torch.utils.data import DataLoader
 
@@ -29,9 +27,10 @@ from ..errors import DataError
 from ..info import count_parameters
 from .callbacks import EpochSummary
 from .checkpoint import safe_load, save_deploy_file
-from .device import pick_accelerator, pick_precision
+from .device import pick_accelerator
 from .distill import prepare_distillation
 from .evaluate import evaluate_model, evaluate_weights
+from .fit import fit_lightning
 from .runs import new_run_dir
 from .segment_module import SegmentModule
 from .teacher import load_teacher
@@ -114,32 +113,8 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
             "data_check": {k: report[k] for k in ("layout", "splits", "image_sizes", "crack_fraction")}}, indent=1))
     train_dl, val_dl = _loaders(cfg, train_ds, val)
 
-    # best.pt follows val/f1; last.pt is written every epoch (Lightning's save_last only follows best).
-    # Both are saved at train-epoch end, after validation, so a resume starts a fresh epoch.
-    best = ModelCheckpoint(dirpath=weights, filename="best", monitor="val/f1", mode="max",
-                           enable_version_counter=False, save_on_train_epoch_end=True)
-    last = ModelCheckpoint(dirpath=weights, filename="last", monitor=None, save_top_k=1,
-                           enable_version_counter=False, save_on_train_epoch_end=True)
-    for ckpt in (best, last):
-        ckpt.FILE_EXTENSION = ".pt"
-    interactive = sys.stderr.isatty()  # logs and CI get the epoch lines only, not redrawn bars
-    callbacks: list[L.Callback] = [best, last, EpochSummary(run_dir, console)]
-    if interactive:
-        callbacks.append(RichProgressBar(leave=False))
-    if cfg.patience > 0:
-        callbacks.append(EarlyStopping(monitor="val/f1", mode="max", patience=cfg.patience))
-    trainer = L.Trainer(
-        accelerator=accelerator, devices=1, precision=pick_precision(cfg.precision, accelerator),
-        max_epochs=cfg.epochs, max_time={"minutes": cfg.time_limit} if cfg.time_limit else None,
-        callbacks=callbacks, logger=False, default_root_dir=run_dir, num_sanity_val_steps=0,
-        log_every_n_steps=max(1, min(50, len(train_dl))), deterministic=accelerator == "cpu",
-        enable_model_summary=False, enable_progress_bar=interactive,
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*deterministic.*")
-        trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None)
-    best_file = weights / "best.pt" if (weights / "best.pt").exists() else weights / "last.pt"
+    trainer, best_file = fit_lightning(module, train_dl, val_dl, cfg, run_dir, EpochSummary(run_dir, console),
+                                       accelerator, "val/f1", resume)
     deploy = save_deploy_file(best_file, weights / "deploy.pt")
     final = evaluate_weights(best_file, val_dl.dataset.samples, threshold=cfg.threshold, tolerant=True)
     summary = {"run": str(run_dir), "model": cfg.model, "epochs_run": trainer.current_epoch,

@@ -1,0 +1,47 @@
+"""The Lightning fit every task shares: best/last checkpoints, epoch summary, early stopping, time limit.
+
+best.pt follows the monitored validation metric; last.pt is written every epoch (Lightning's
+save_last only follows best). Both are saved at train-epoch end, after validation, so a resume
+starts a fresh epoch. Returns the checkpoint to evaluate (best.pt, or last.pt if none was best).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+
+from .device import pick_precision
+
+
+def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Path, summary: L.Callback,
+                  accelerator: str, monitor: str, resume: Path | None = None) -> tuple[L.Trainer, Path]:
+    weights = run_dir / "weights"
+    best = ModelCheckpoint(dirpath=weights, filename="best", monitor=monitor, mode="max",
+                           enable_version_counter=False, save_on_train_epoch_end=True)
+    last = ModelCheckpoint(dirpath=weights, filename="last", monitor=None, save_top_k=1,
+                           enable_version_counter=False, save_on_train_epoch_end=True)
+    for ckpt in (best, last):
+        ckpt.FILE_EXTENSION = ".pt"
+    interactive = sys.stderr.isatty()  # logs and CI get the epoch lines only, not redrawn bars
+    callbacks: list[L.Callback] = [best, last, summary]
+    if interactive:
+        callbacks.append(RichProgressBar(leave=False))
+    if cfg.patience > 0:
+        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience))
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=1, precision=pick_precision(cfg.precision, accelerator),
+        max_epochs=cfg.epochs, max_time={"minutes": cfg.time_limit} if cfg.time_limit else None,
+        callbacks=callbacks, logger=False, default_root_dir=run_dir, num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(50, len(train_dl))), deterministic=accelerator == "cpu",
+        enable_model_summary=False, enable_progress_bar=interactive,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*deterministic.*")
+        trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None)
+    best_file = weights / "best.pt" if (weights / "best.pt").exists() else weights / "last.pt"
+    return trainer, best_file

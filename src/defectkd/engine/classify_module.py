@@ -19,11 +19,9 @@ import torch
 from torch import nn
 
 from ..distill import build_loss
-from ..distill.features import FeatureTaps, parse_feature_pairs
-from ..distill.recipes import CHANNEL_ADAPTED
 from ..metrics.classify import ClassificationMetrics
 from ..models import build_model
-from .distill_module import default_feature_pair
+from .distill_terms import DistillTerms, try_loss
 
 PROBE_SIZE = 64
 
@@ -77,30 +75,14 @@ class ClassifyModule(L.LightningModule):
         return opt
 
 
-class ClassifyDistillModule(ClassifyModule):
+class ClassifyDistillModule(DistillTerms, ClassifyModule):
     """Student training with a frozen teacher and weighted distillation terms (config["losses"])."""
 
     def __init__(self, model_name: str, model_kwargs: dict, config: dict, teacher: nn.Module,
                  pretrained: str | None = None) -> None:
         super().__init__(model_name, model_kwargs, config, pretrained=pretrained)
         self.save_hyperparameters(ignore=["pretrained", "teacher"])  # the student only, never the teacher
-        teacher.eval().requires_grad_(False)
-        object.__setattr__(self, "teacher", teacher)  # not a child: not trained, saved or moved by Lightning
-        self.hard_weight = float(config["hard_weight"])
-        self.terms = [dict(t) for t in config["losses"]]
-        default_pairs = parse_feature_pairs(config.get("feat") or [])
-        self.pairs: list[list[tuple[str, str]]] = []
-        for term in self.terms:
-            if term["on"] != "features":
-                self.pairs.append([])
-            elif term.get("feat"):
-                self.pairs.append(parse_feature_pairs(term["feat"]))
-            else:
-                self.pairs.append(default_pairs or default_feature_pair(self.model, teacher))
-        student_paths = [s for pairs in self.pairs for s, _ in pairs]
-        teacher_paths = [t for pairs in self.pairs for _, t in pairs]
-        self.student_taps = FeatureTaps(self.model, student_paths, "student") if student_paths else None
-        self.teacher_taps = FeatureTaps(teacher, teacher_paths, "teacher") if teacher_paths else None
+        self.setup_terms(config, teacher)
         self.distill_losses = nn.ModuleList(self._build_losses())
 
     def _build_losses(self) -> list[nn.Module]:
@@ -124,41 +106,11 @@ class ClassifyDistillModule(ClassifyModule):
             params = dict(term["params"])
             if term["on"] == "logits":
                 loss = build_loss(term["method"], **params)
-                self._try(loss, s_logits, t_logits, target, f"{term['method']} on logits")
+                try_loss(loss, s_logits, t_logits, target, f"{term['method']} on logits")
                 out.append(loss)
                 continue
-            per_pair = nn.ModuleList()
-            for s_path, t_path in pairs:
-                s, t = s_feats[s_path], t_feats[t_path]
-                if term["method"] in CHANNEL_ADAPTED and s.dim() == 4 and t.dim() == 4:
-                    params.update(student_channels=s.shape[1], teacher_channels=t.shape[1])
-                loss = build_loss(term["method"], **params)
-                self._try(loss, s.float(), t.float(), None,
-                          f"feat {s_path}:{t_path} ({term['method']}), student {tuple(s.shape)}, "
-                          f"teacher {tuple(t.shape)}")
-                per_pair.append(loss)
-            out.append(per_pair)
+            out.append(self.feature_losses(term, pairs, s_feats, t_feats))
         return out
-
-    @staticmethod
-    def _try(loss: nn.Module, s: torch.Tensor, t: torch.Tensor, target, what: str) -> None:
-        try:  # fork_rng: MGD's mask draw leaves no trace in the global generator
-            with torch.no_grad(), torch.random.fork_rng():
-                loss.eval()(s, t, target)
-            loss.train()
-        except (ValueError, RuntimeError) as exc:
-            raise ValueError(f"{what}: {str(exc).splitlines()[0]}") from None
-
-    def on_fit_start(self) -> None:
-        self.teacher.to(self.device)
-        if self.cfg.get("channels_last"):
-            self.teacher.to(memory_format=torch.channels_last)
-        self.teacher.eval()
-
-    def on_train_epoch_start(self) -> None:
-        for loss in self.distill_losses.modules():
-            if hasattr(loss, "set_epoch"):  # DKD's warm-up counts epochs from 1, as in its original code
-                loss.set_epoch(self.current_epoch + 1)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
@@ -173,7 +125,7 @@ class ClassifyDistillModule(ClassifyModule):
         distill = logits.new_zeros(())
         for i, (term, loss, pairs) in enumerate(zip(self.terms, self.distill_losses, self.pairs, strict=True)):
             if term["on"] == "features":
-                value = sum(fn(s_feats[s].float(), t_feats[t].float()) for fn, (s, t) in zip(loss, pairs, strict=True))
+                value = self.feature_value(loss, pairs, s_feats, t_feats)
             else:
                 value = loss(logits, t_logits, y)
             self.log(f"train/term{i}_{term['method']}", value, on_step=False, on_epoch=True, batch_size=x.shape[0])

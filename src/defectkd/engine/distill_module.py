@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from ..distill import build_loss, kd_from_probabilities, match_channels, match_size
-from ..distill.features import FeatureTaps, parse_feature_pairs
-from ..distill.recipes import CHANNEL_ADAPTED
+from .distill_terms import DistillTerms, default_feature_pair, try_loss
 from .segment_module import SegmentModule
 
 
@@ -45,17 +44,7 @@ def head_map(student_heads: list[str], teacher_heads: list[str], teacher_main: s
     return {h: teacher_main for h in student_heads}
 
 
-def default_feature_pair(student: nn.Module, teacher: nn.Module | None) -> list[tuple[str, str]]:
-    """(student.feature_layer, teacher.feature_layer): each model names its own best tap."""
-    s, t = getattr(student, "feature_layer", None), getattr(teacher, "feature_layer", None)
-    if not s or not t:
-        who = "student" if not s else "teacher"
-        raise ValueError(f"feature distillation needs layer pairs: the {who} names no default feature layer; "
-                         "give feat=student.path:teacher.path (see `defectkd layers --model NAME`)")
-    return [(s, t)]
-
-
-class DistillModule(SegmentModule):
+class DistillModule(DistillTerms, SegmentModule):
     """Student training with distillation terms; validation and optimisers as in SegmentModule."""
 
     def __init__(self, model_name: str, model_kwargs: dict, config: dict, teacher: nn.Module | None = None,
@@ -64,28 +53,9 @@ class DistillModule(SegmentModule):
         super().__init__(model_name, model_kwargs, config, pretrained=pretrained)
         # Checkpoints record what rebuilds the student, never the teacher object.
         self.save_hyperparameters(ignore=["pretrained", "teacher", "teacher_heads", "teacher_main"])
-        if teacher is not None:
-            teacher.eval().requires_grad_(False)
-        object.__setattr__(self, "teacher", teacher)  # not a child: not trained, saved or moved by Lightning
+        self.setup_terms(config, teacher)
         self.T = float(config["T"])
-        self.hard_weight = float(config["hard_weight"])
         self.kd_pos_weight = float(config.get("kd_pos_weight", 1.0))
-        self.terms = [dict(t) for t in config["losses"]]
-        default_pairs = parse_feature_pairs(config.get("feat") or [])
-        self.pairs: list[list[tuple[str, str]]] = []
-        for term in self.terms:
-            if term["on"] != "features":
-                self.pairs.append([])
-            elif term.get("feat"):
-                self.pairs.append(parse_feature_pairs(term["feat"]))
-            else:
-                self.pairs.append(default_pairs or default_feature_pair(self.model, teacher))
-        if any(self.pairs) and teacher is None:
-            raise ValueError("feature distillation needs the teacher in memory: give a teacher, not soft_labels")
-        student_paths = [s for pairs in self.pairs for s, _ in pairs]
-        teacher_paths = [t for pairs in self.pairs for _, t in pairs]
-        self.student_taps = FeatureTaps(self.model, student_paths, "student") if student_paths else None
-        self.teacher_taps = FeatureTaps(teacher, teacher_paths, "teacher") if teacher_paths else None
         student_heads, s_feats, t_feats = self._probe()
         t_heads = teacher_heads or [getattr(teacher, "main_head", "out")]
         self.head_map = head_map(student_heads, t_heads, teacher_main or t_heads[0], config["kd_heads"])
@@ -116,22 +86,7 @@ class DistillModule(SegmentModule):
             if term["on"] == "logits":
                 out.append(self._checked_logits_loss(term["method"], params))
                 continue
-            per_pair = nn.ModuleList()
-            for s_path, t_path in pairs:
-                s, t = s_feats[s_path], t_feats[t_path]
-                if term["method"] in CHANNEL_ADAPTED and s.dim() == 4 and t.dim() == 4:
-                    params.update(student_channels=s.shape[1], teacher_channels=t.shape[1])
-                loss = build_loss(term["method"], **params)
-                try:  # eval: no BatchNorm statistics from the probe; fork_rng: MGD's mask draw leaves no trace
-                    with torch.no_grad(), torch.random.fork_rng():
-                        loss.eval()(s.float(), t.float())
-                    loss.train()
-                except (ValueError, RuntimeError) as exc:
-                    raise ValueError(f"feat {s_path}:{t_path} ({term['method']}): student output "
-                                     f"{tuple(s.shape)} and teacher output {tuple(t.shape)} cannot be aligned "
-                                     f"({str(exc).splitlines()[0]})") from None
-                per_pair.append(loss)
-            out.append(per_pair)
+            out.append(self.feature_losses(term, pairs, s_feats, t_feats))
         return out
 
     def _checked_logits_loss(self, method: str, params: dict) -> nn.Module:
@@ -139,26 +94,9 @@ class DistillModule(SegmentModule):
         loss = build_loss(method, **params)
         if self._probe_heads is not None:
             s, t = self._probe_heads
-            try:
-                with torch.no_grad():
-                    loss.eval()(s, self._teacher_logits(t, s), torch.zeros(s.shape[0], *s.shape[2:]))
-                loss.train()
-            except (ValueError, RuntimeError) as exc:
-                raise ValueError(f"{method} on logits: student {tuple(s.shape)} and teacher {tuple(t.shape)} "
-                                 f"({str(exc).splitlines()[0]})") from None
+            try_loss(loss, s, self._teacher_logits(t, s), torch.zeros(s.shape[0], *s.shape[2:]),
+                     f"{method} on logits: student {tuple(s.shape)} and teacher {tuple(t.shape)}")
         return loss
-
-    def on_fit_start(self) -> None:
-        if self.teacher is not None:
-            self.teacher.to(self.device)
-            if self.cfg.get("channels_last"):
-                self.teacher.to(memory_format=torch.channels_last)
-            self.teacher.eval()
-
-    def on_train_epoch_start(self) -> None:
-        for loss in self.distill_losses.modules():
-            if hasattr(loss, "set_epoch"):  # DKD's warm-up counts epochs from 1, as in its original code
-                loss.set_epoch(self.current_epoch + 1)
 
     def _teacher_targets(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         with torch.no_grad():
@@ -190,7 +128,7 @@ class DistillModule(SegmentModule):
         distill = x.new_zeros((), dtype=torch.float32)
         for i, (term, loss, pairs) in enumerate(zip(self.terms, self.distill_losses, self.pairs, strict=True)):
             if term["on"] == "features":
-                value = sum(fn(s_feats[s].float(), t_feats[t].float()) for fn, (s, t) in zip(loss, pairs, strict=True))
+                value = self.feature_value(loss, pairs, s_feats, t_feats)
             elif t_heads is None:
                 value = sum(w * self._offline_kd(heads[h].float(), extras["soft"][self.head_map[h]], loss)
                             for h, w in weights.items() if w > 0)

@@ -17,7 +17,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .predict import read_rgb
+from .predict import finish, read_rgb
 
 
 def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -103,13 +103,7 @@ def classify_images(classifier: Classifier, files: list[Path], save_dir: Path | 
             result = {"image": str(file), "width": rgb.shape[1], "height": rgb.shape[0],
                       **top_class(probs, classifier.class_names)}
             times = {"read_ms": read_ms, **times}
-            result["times_ms"] = {k: round(v, 2) for k, v in times.items()}
-            result["times_ms"]["total_ms"] = round(sum(times.values()), 2)
-            if log is not None:
-                log.write(json.dumps(result) + "\n")
-            if on_result:
-                on_result(result)
-            yield result
+            yield finish(result, times, log, on_result)
     finally:
         if log is not None:
             log.close()

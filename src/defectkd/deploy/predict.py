@@ -58,13 +58,18 @@ def predict_images(segmenter: Segmenter, files: list[Path], save_dir: Path | Non
                 result["overlay"] = str(save_dir / "overlays" / f"{stem}.jpg")
                 cv2.imwrite(result["mask"], mask.astype(np.uint8) * 255)
                 cv2.imwrite(result["overlay"], cv2.cvtColor(overlay(rgb, mask, None), cv2.COLOR_RGB2BGR))
-            result["times_ms"] = {k: round(v, 2) for k, v in times.items()}
-            result["times_ms"]["total_ms"] = round(sum(times.values()), 2)
-            if log is not None:
-                log.write(json.dumps(result) + "\n")
-            if on_result:
-                on_result(result)
-            yield result
+            yield finish(result, times, log, on_result)
     finally:
         if log is not None:
             log.close()
+
+
+def finish(result: dict, times: dict, log, on_result) -> dict:
+    """Attach per-stage times (ms, with their total), append the JSON line, call the callback."""
+    result["times_ms"] = {k: round(v, 2) for k, v in times.items()}
+    result["times_ms"]["total_ms"] = round(sum(times.values()), 2)
+    if log is not None:
+        log.write(json.dumps(result) + "\n")
+    if on_result:
+        on_result(result)
+    return result

@@ -15,7 +15,9 @@ from typing import Any
 
 from .config import (
     ClassifyTrainConfig,
+    DetectTrainConfig,
     DistillClassifyConfig,
+    DistillDetectConfig,
     DistillSegmentConfig,
     SegmentTrainConfig,
     build_config,
@@ -25,12 +27,13 @@ from .errors import ConfigError, DataError
 
 
 def synth(out: str | Path, n: int = 64, size: int = 256, seed: int = 0, task: str = "segment") -> Path:
-    """Write synthetic crack images and masks to OUT/images and OUT/masks (task segment), or synthetic
-    defect classes to OUT/<class>/<class>_<i>.png (task classify; OUT must be new or empty)."""
+    """Write synthetic crack images and masks to OUT/images and OUT/masks (task segment), synthetic
+    defect classes to OUT/<class>/<class>_<i>.png (task classify; OUT must be new or empty), or synthetic
+    defects with boxes to OUT/images + OUT/annotations (VOC XML) + OUT/splits (task detect; new or empty OUT)."""
     from .data.synthetic import write_synthetic_segment
 
-    if task not in ("segment", "classify"):
-        raise ConfigError(f"data synth: task {task!r} not available yet (available: segment, classify)")
+    if task not in ("segment", "classify", "detect"):
+        raise ConfigError(f"data synth: task {task!r} not available (available: segment, classify, detect)")
     if n < 1 or size < 32:
         raise ConfigError("data synth: --n must be >= 1 and --size >= 32")
     out = Path(out)
@@ -39,20 +42,35 @@ def synth(out: str | Path, n: int = 64, size: int = 256, seed: int = 0, task: st
         from .engine.runs import fresh_dir
 
         return write_synthetic_classify(fresh_dir(out), n, size, seed)
+    if task == "detect":
+        from .data.synthetic_detect import write_synthetic_detect
+        from .engine.runs import fresh_dir
+
+        return write_synthetic_detect(fresh_dir(out), n, size, seed)
     if (out / "images").is_dir() and any((out / "images").iterdir()):
         raise DataError(f"{out}: already holds images/; choose another --out (nothing was overwritten)")
     return write_synthetic_segment(out, n, size, seed)
 
 
-def check(path: str | Path, progress: Callable[[], None] | None = None, task: str = "auto") -> dict:
+def check(path: str | Path, progress: Callable[[], None] | None = None, task: str = "auto",
+          classes: str | list[str] | None = None) -> dict:
     """Validate a data set: layout, pairs, sizes, crack fraction and every problem (segment), or classes,
-    images per class and split, sizes and every problem (classify). `auto`: classify for class folders
-    and path,label CSV files, segment otherwise (NEU-DET's images/<class>_<n>.jpg needs task classify)."""
+    images per class and split, sizes and every problem (classify), or classes, boxes per class, background
+    images, clipped boxes and every problem (detect: VOC, COCO or YOLO; `classes`, a list or comma-separated,
+    makes an object of any other class a problem). `auto`: classify for class folders and path,label CSV files,
+    segment otherwise (NEU-DET's images/<class>_<n>.jpg needs task classify, its boxes task detect)."""
     from .data.check import check_dataset
     from .data.classify import check_classify, looks_like_classify
 
-    if task not in ("auto", "segment", "classify"):
-        raise ConfigError(f"data check: task {task!r} unknown (auto, segment, classify)")
+    if task not in ("auto", "segment", "classify", "detect"):
+        raise ConfigError(f"data check: task {task!r} unknown (auto, segment, classify, detect)")
+    if classes is not None and task != "detect":
+        raise ConfigError("data check: --classes applies to --task detect")
+    if task == "detect":
+        from .data.detect import check_detect
+
+        names = [c.strip() for c in classes.split(",") if c.strip()] if isinstance(classes, str) else classes
+        return check_detect(path, progress, names)
     if task == "classify" or (task == "auto" and looks_like_classify(path)):
         return check_classify(path, progress)
     return check_dataset(path, progress)
@@ -64,8 +82,8 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
     from .engine.runs import resolve_run
     from .engine.train import fit_segment
 
-    if task not in ("segment", "classify"):
-        raise ConfigError(f"train: task {task!r} not available yet (available: segment, classify)")
+    if task not in ("segment", "classify", "detect"):
+        raise ConfigError(f"train: task {task!r} not available (available: segment, classify, detect)")
     if resume is not None:
         run_dir, last = resolve_run(resume)
         saved = load_yaml(run_dir / "config.yaml")
@@ -75,6 +93,11 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
 
             schema = DistillClassifyConfig if saved.get("teacher") else ClassifyTrainConfig
             return fit_classify(build_config(schema, None, saved, overrides), resume=last, run_dir=run_dir)
+        if saved.get("task") == "detect":
+            from .engine.detect_train import fit_detect
+
+            schema = DistillDetectConfig if saved.get("teacher") else DetectTrainConfig
+            return fit_detect(build_config(schema, None, saved, overrides), resume=last, run_dir=run_dir)
         schema = DistillSegmentConfig if saved.get("teacher") or saved.get("soft_labels") else SegmentTrainConfig
         cfg = build_config(schema, None, saved, overrides)
         return fit_segment(cfg, resume=last, run_dir=run_dir)
@@ -82,6 +105,10 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
         from .engine.classify_train import fit_classify
 
         return fit_classify(build_config(ClassifyTrainConfig, config, options, overrides))
+    if task == "detect":
+        from .engine.detect_train import fit_detect
+
+        return fit_detect(build_config(DetectTrainConfig, config, options, overrides))
     cfg = build_config(SegmentTrainConfig, config, options, overrides)
     return fit_segment(_segment_model(cfg))
 
@@ -93,8 +120,8 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
     The summary adds the teacher's metrics on the same validation images."""
     from .engine.train import fit_segment
 
-    if task not in ("segment", "classify"):
-        raise ConfigError(f"distill: task {task!r} not available yet (available: segment, classify)")
+    if task not in ("segment", "classify", "detect"):
+        raise ConfigError(f"distill: task {task!r} not available (available: segment, classify, detect)")
     if resume is not None:
         return train(task, overrides=overrides, resume=resume, **options)
     if task == "classify":  # online only: a frozen teacher in memory (soft-label caches are segmentation's)
@@ -103,6 +130,12 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
         if options.get("soft_labels") is not None:
             raise ConfigError("distill classify: soft_labels (offline) is segmentation only; give --teacher")
         return fit_classify(build_config(DistillClassifyConfig, config, options, overrides))
+    if task == "detect":  # online feature distillation on the FPN levels (mgd, cwd, fitnet)
+        from .engine.detect_train import fit_detect
+
+        if options.get("soft_labels") is not None:
+            raise ConfigError("distill detect: soft_labels (offline) is segmentation only; give --teacher")
+        return fit_detect(build_config(DistillDetectConfig, config, options, overrides))
     cfg = build_config(DistillSegmentConfig, config, options, overrides)
     return fit_segment(_segment_model(cfg))
 
@@ -158,6 +191,10 @@ def val(weights: str | Path, data: str | Path, split: str = "test", threshold: f
     model, hp = load_checkpoint_model(weights)
     if is_classifier(hp):  # accuracy, macro/per-class P/R/F1, confusion.png in runs/classify/val*/
         return val_classify(model, hp, weights, data, split, threshold, save_dir, project, progress)
+    from .engine.detect_verbs import is_detector, val_detect
+
+    if is_detector(hp):  # COCO mAP, per-class AP, pr_curve.png and examples/ in runs/detect/val*/
+        return val_detect(model, hp, weights, data, split, threshold, save_dir, project, progress)
     samples = eval_samples(discover(data), split)
     if not samples:
         raise DataError(f"{data}: split {split!r} has no labelled pairs")
@@ -188,42 +225,98 @@ def export(weights: str | Path, format: str = "onnx", imgsz: int | None = None, 
 
 def predict(weights: str | Path, source: str | Path, save: bool = False, threshold: float | None = None,
             project: str | Path = "runs", name: str = "predict", threads: int | None = None,
-            on_result: Callable[[dict], None] | None = None, save_dir: str | Path | None = None) -> dict:
-    """Segment every image of SOURCE (file, folder or glob) with a .pt (PyTorch) or .onnx (ONNX Runtime)
-    model; returns {"results": [...], "save_dir": ...}. With save, masks/, overlays/ and predictions.jsonl
-    go to a new runs/predict/<name>/. A classifier reports per image its top class and probability
-    (`class`, `score`, every class in `probs`); with save, predictions.jsonl only."""
-    from .deploy.classify import classify_images
-    from .deploy.predict import UnreadableImage, predict_images
-    from .deploy.sources import SourceError, list_sources
+            on_result: Callable[[dict], None] | None = None, save_dir: str | Path | None = None,
+            vid_stride: int = 1, max_frames: int | None = None, sink: str | None = None,
+            device_id: str | None = None, send_frame: bool = False, curve_keys: str | Path | None = None) -> dict:
+    """Segment every image of SOURCE (file, folder or glob), every `vid_stride`-th frame of a video, or a
+    camera (`0`) or stream URL (rtsp://, http://...) with a .pt (PyTorch) or .onnx (ONNX Runtime) model;
+    returns {"results": [...], "frames": n, "save_dir": ..., "source": stats, "sink": stats}. With save,
+    masks/, overlays/ (images) or one overlay video (<name>.mp4), and predictions.jsonl go to a new
+    runs/predict/<name>/. A classifier reports per image its top class and probability (`class`, `score`,
+    every class in `probs`); with save, predictions.jsonl (and a labelled video) only. With `sink`
+    (zmq://HOST:PORT), every result goes to a `receive`r as well, without slowing the loop (see
+    deploy/sink.py); `curve_keys` is the sender's key folder. A camera or stream runs until it ends,
+    `max_frames`, or Ctrl-C, and keeps no results in memory (`on_result` sees each one)."""
+    from .deploy.predict import UnreadableImage
+    from .deploy.run import run_source
+    from .deploy.sources import FrameSource, SourceError
 
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError("--max-frames must be >= 1")
     try:
-        files = list_sources(source)
+        frames = FrameSource(source, vid_stride=vid_stride, max_frames=max_frames)
     except SourceError as exc:
         raise DataError(str(exc)) from None
-    segmenter = _segmenter(Path(weights), threads)
-    classifier = hasattr(segmenter, "classify")
-    if classifier and threshold is not None:
-        raise ConfigError("--threshold applies to segmentation; a classifier reports its top class")
-    if save and save_dir is None:
-        from .engine.runs import new_run_dir
-
-        save_dir = new_run_dir(project, "predict", name)
-    save_dir = Path(save_dir) if save else None
     try:
-        if classifier:
-            results = list(classify_images(segmenter, files, save_dir, on_result))
-        else:
-            results = list(predict_images(segmenter, files, save_dir, threshold, on_result))
+        segmenter = _segmenter(Path(weights), threads)
+        if hasattr(segmenter, "classify") and threshold is not None:
+            raise ConfigError("--threshold applies to segmentation; a classifier reports its top class")
+        if save and save_dir is None:
+            from .engine.runs import new_run_dir
+
+            save_dir = new_run_dir(project, "predict", name)
+        save_dir = Path(save_dir) if save else None
+        zsink = _sink(sink, device_id, send_frame, curve_keys) if sink else None
+    except BaseException:
+        frames.close()
+        raise
+    try:
+        run = run_source(segmenter, frames, save_dir, threshold, on_result, zsink)
     except UnreadableImage as exc:
         raise DataError(str(exc)) from None
-    return {"weights": str(weights), "runtime": type(segmenter).__name__, "results": results,
-            "save_dir": str(save_dir) if save_dir else None}
+    return {"weights": str(weights), **run}
+
+
+def _sink(url: str, device_id: str | None, send_frame: bool, curve_keys: str | Path | None):
+    from .deploy.sink import SinkError, ZmqSink
+
+    try:
+        return ZmqSink(url, device_id=device_id, send_frame=send_frame, curve_keys=curve_keys)
+    except SinkError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def receive(bind: str = "tcp://127.0.0.1:5555", store: str | Path = "results", http: int | str | None = None,
+            max_bytes: int = 16 * 1024 * 1024, curve_keys: str | Path | None = None, duration: float | None = None,
+            on_start: Callable[[Any], None] | None = None) -> dict:
+    """Receive results from `predict --sink` senders at BIND (loopback unless told otherwise) into STORE
+    (results.sqlite + mask/frame files per device), serving the web view at `http` (PORT or HOST:PORT), until
+    `duration` seconds pass or Ctrl-C; returns the counters (received, stored, malformed, dropped_oversize,
+    refused_curve, per device). `on_start(receiver)` runs once it listens. For a receiver that does not
+    block, use `defectkd.serve.Receiver`."""
+    from .serve.receiver import Receiver, ReceiverError
+
+    try:
+        receiver = Receiver(bind, store, max_bytes=max_bytes, curve_keys=curve_keys, http=http).start()
+    except ReceiverError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        if on_start:
+            on_start(receiver)
+        receiver.wait(duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stats = receiver.stop()
+    return stats
+
+
+def keys(out: str | Path, name: str) -> dict:
+    """Make a CURVE key pair OUT/NAME.key (public) and OUT/NAME.key_secret (never overwritten) for
+    `receive --curve-keys` (name it `server`) and `predict --sink ... --curve-keys` (one per sender)."""
+    from .serve.protocol import KeyFileError, create_keys
+
+    try:
+        public, secret = create_keys(out, name)
+    except KeyFileError as exc:
+        raise ConfigError(str(exc)) from None
+    return {"name": name, "public": str(public), "secret": str(secret)}
 
 
 def _segmenter(weights: Path, threads: int | None):
     """Runtime from the file suffix: .onnx -> ONNX Runtime, .pt (or a run folder) -> PyTorch; a classifier
-    (ONNX metadata task=classify, or a classification checkpoint) gets the classification runtime."""
+    (ONNX metadata task=classify, or a classification checkpoint) gets the classification runtime, a detector
+    (task=detect) the detection one."""
     from .errors import WeightsError
 
     if weights.suffix == ".onnx":
@@ -239,6 +332,10 @@ def _segmenter(weights: Path, threads: int | None):
             from .deploy.classify import OnnxClassifier
 
             return OnnxClassifier(weights, threads=threads, session=runtime.session)
+        if runtime.metadata.get("task") == "detect":
+            from .deploy.detect import OnnxDetector
+
+            return OnnxDetector(weights, threads=threads, session=runtime.session)
         return runtime
     from .engine.checkpoint import weights_task
     from .engine.runs import resolve_weights
@@ -253,6 +350,10 @@ def _segmenter(weights: Path, threads: int | None):
         from .engine.classify_evaluate import TorchClassifier
 
         return TorchClassifier(weights)
+    if weights_task(weights) == "detect":
+        from .engine.detect_evaluate import TorchDetector
+
+        return TorchDetector(weights)
     return TorchSegmenter(weights)
 
 
@@ -284,6 +385,7 @@ def models() -> list[dict]:
         rows.append({"name": name, "task": spec.task, "role": spec.role,
                      "parameters": parameters, "gmacs_448": round(macs / 1e9, 2),
                      "output": (f"softmax, {classes} classes" if spec.task == "classify"
+                                else f"boxes, {classes} classes" if spec.task == "detect"
                                 else "softmax, 2 ch" if classes == 2 else "sigmoid, 1 ch"),
                      "description": spec.description})
     return rows
@@ -301,9 +403,9 @@ def layers(model: str, imgsz: int = 64, contains: str | None = None) -> list[dic
         from .engine.teacher import load_teacher
 
         net, _ = load_teacher(model)
-    default = getattr(net, "feature_layer", None)
+    default = set(getattr(net, "feature_layers", None) or [getattr(net, "feature_layer", None)])  # detectors: FPN
     return [{"path": info.path, "type": info.kind, "shape": "x".join(map(str, info.shape[1:])),
-             "parameters": info.params, "default": info.path == default}
+             "parameters": info.params, "default": info.path in default}
             for info in list_layers(net, imgsz) if contains is None or contains in info.path]
 
 

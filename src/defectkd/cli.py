@@ -78,17 +78,24 @@ def models_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
 
 @data_app.command("synth")
 def synth_cmd(
-    task: Annotated[str, typer.Argument(help="segment or classify")],
+    task: Annotated[str, typer.Argument(help="segment, classify or detect")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (segment: images/ + masks/; classify: "
-                                          "<class>/ folders).")],
+                                          "<class>/ folders; detect: images/ + annotations/ (VOC) + splits/).")],
     n: Annotated[int, typer.Option("--n", help="Number of images.")] = 64,
     size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 256,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
-    """Write synthetic crack images with masks (segment) or defect classes (classify), deterministic by seed."""
+    """Write synthetic crack images with masks (segment), defect classes (classify) or defects with boxes
+    (detect), deterministic by seed."""
     from .api import synth
 
     path = synth(out_dir, n=n, size=size, seed=seed, task=task)
+    if task == "detect":
+        from .data.synthetic_detect import DETECT_CLASSES
+
+        out.print(f"wrote {n} images of {size}x{size} with boxes of {len(DETECT_CLASSES)} classes "
+                  f"({', '.join(DETECT_CLASSES)}) to {path}/images + annotations/ (VOC) + splits/", highlight=False)
+        return
     if task == "classify":
         classes = sorted(d.name for d in path.iterdir() if d.is_dir())
         out.print(f"wrote {n} images of {size}x{size} in {len(classes)} classes ({', '.join(classes)}) to "
@@ -101,18 +108,24 @@ def synth_cmd(
 def check_cmd(
     path: Annotated[Path, typer.Argument(help="Data set folder (or a path,label CSV).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    task: Annotated[str, typer.Option("--task", help="auto, segment or classify (auto: classify for class "
-                                      "folders and CSV files).")] = "auto",
+    task: Annotated[str, typer.Option("--task", help="auto, segment, classify or detect (auto: classify for "
+                                      "class folders and CSV files, else segment).")] = "auto",
+    classes: Annotated[str | None, typer.Option("--classes", help="detect: the expected classes, comma-separated "
+                                                "(an object of another class is a problem).")] = None,
 ) -> None:
-    """Detect the layout, validate every pair (image), print counts, sizes, crack fraction (classes) and problems."""
+    """Detect the layout, validate every pair (image), print counts, sizes, crack fraction (classes; boxes) and
+    problems."""
     from .api import check
 
-    report = check(path, task=task)
+    report = check(path, task=task, classes=classes)
     if as_json:
         print(json.dumps(report, indent=1))
         return
     if report.get("task") == "classify":
         _print_classify_check(report)
+        return
+    if report.get("task") == "detect":
+        _print_detect_check(report)
         return
     out.print(f"[bold]{report['path']}[/]  layout: {report['layout']}")
     rows = [{"split": k, **v} for k, v in report["splits"].items()]
@@ -128,7 +141,7 @@ def check_cmd(
 
 @app.command("train")
 def train_cmd(
-    task: Annotated[str, typer.Argument(help="segment or classify")],
+    task: Annotated[str, typer.Argument(help="segment, classify or detect")],
     overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Data set folder.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name (see `defectkd models`).")] = None,
@@ -158,7 +171,13 @@ def _print_summary(summary: dict, title: str) -> None:
              "parameters": summary.get("parameters"), "epochs": summary["epochs_run"], **summary["val"]}]
     if "teacher" in summary:
         t = summary["teacher"]
-        rows.append({"model": t["model"], "role": "teacher", "parameters": t["parameters"], **t["val"]})
+        rows.append({"model": t["model"], "role": "teacher", "parameters": t["parameters"], **(t["val"] or {})})
+    if summary.get("task") == "detect":
+        out.print(_table("validation (best.pt; COCO mAP 0.5:0.95, mAP 0.5, recall at 100)", rows,
+                         ["model", "role", "parameters", "epochs", "images", "map", "map_50", "map_75", "mar_100"]))
+        out.print(f"run saved to {summary['run']} (pr_curve.png, examples/; student-only deploy file: "
+                  f"{summary['deploy']})", highlight=False, soft_wrap=True)
+        return
     if summary.get("task") == "classify":
         out.print(_table("validation (best.pt; precision, recall, F1: macro over classes)", rows,
                          ["model", "role", "parameters", "epochs", "images", "accuracy", "precision", "recall", "f1"]))
@@ -192,9 +211,36 @@ def _print_classify_metrics(m: dict, title: str) -> None:
     out.print(_table("per class", rows, ["class", "support", "precision", "recall", "f1"]))
 
 
+def _print_detect_check(report: dict) -> None:
+    """`data check` of a detection set: boxes per class and split, images, background images, problems."""
+    out.print(f"[bold]{report['path']}[/]  layout: {report['layout']}  classes: {len(report['classes'])}")
+    splits = list(report["splits"])
+    rows = [{"class": c, **{s: report["splits"][s]["per_class"].get(c, 0) for s in splits}}
+            for c in report["classes"]]
+    rows.append({"class": "boxes", **{s: report["splits"][s]["boxes"] for s in splits}})
+    rows.append({"class": "images", **{s: report["splits"][s]["images"] for s in splits}})
+    rows.append({"class": "background images", **{s: report["splits"][s]["background_images"] for s in splits}})
+    out.print(_table("boxes per class and split", rows, ["class", *splits]))
+    out.print(f"image sizes: {report['image_sizes']}; box areas (COCO): {report['box_areas']}", highlight=False)
+    out.print(f"boxes outside the image: {report['boxes_clipped']} clipped, {report['boxes_dropped']} dropped",
+              highlight=False)
+    problems = report["problems"]
+    out.print(f"problems: {len(problems)}" + ("" if problems else " (all images and annotations readable)"))
+    for p in problems:
+        out.print(f"  {p['file']}: {p['message']}" + ("" if p["blocking"] else " (not blocking)"), highlight=False)
+
+
+def _print_detect_metrics(m: dict, title: str) -> None:
+    out.print(_table(f"{title} (COCO AP; -1: nothing to measure)", [m],
+                     ["images", "boxes", "map", "map_50", "map_75", "map_small", "map_medium", "map_large",
+                      "mar_100"]))
+    rows = [{"class": name, **v} for name, v in m["per_class"].items()]
+    out.print(_table("per class", rows, ["class", "boxes", "ap", "ap_50", "ar_100"]))
+
+
 @app.command("distill")
 def distill_cmd(
-    task: Annotated[str, typer.Argument(help="segment or classify")],
+    task: Annotated[str, typer.Argument(help="segment, classify or detect")],
     overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")] = None,
     teacher: Annotated[str | None, typer.Option("--teacher", help="Teacher run folder or weights.")] = None,
     student: Annotated[str | None, typer.Option("--student", help="Student model name.")] = None,
@@ -325,9 +371,11 @@ def val_cmd(
     from .data.layouts import discover
     from .engine.checkpoint import weights_task
     from .engine.classify_verbs import classify_split_size
+    from .engine.detect_verbs import detect_split_size
 
-    classify = weights.is_file() and weights_task(weights) == "classify"
-    total = classify_split_size(data, split) if classify else len(eval_samples(discover(data), split))
+    task = weights_task(weights) if weights.is_file() else "segment"
+    total = (classify_split_size(data, split) if task == "classify" else detect_split_size(data, split)
+             if task == "detect" else len(eval_samples(discover(data), split)))
     progress, tick = _progress(total, f"val {split}")
     with progress:
         result = val(weights, data, split=split, threshold=threshold, progress=tick)
@@ -337,6 +385,10 @@ def val_cmd(
     if result.get("task") == "classify":
         _print_classify_metrics(result["metrics"], f"{result['model']} on {data}, split {split}")
         out.print(f"metrics.json and confusion.png saved to {result['save_dir']}", highlight=False)
+        return
+    if result.get("task") == "detect":
+        _print_detect_metrics(result["metrics"], f"{result['model']} on {data}, split {split}")
+        out.print(f"metrics.json, pr_curve.png and examples/ saved to {result['save_dir']}", highlight=False)
         return
     m = result["metrics"]
     out.print(_table(f"{result['model']} on {data}, split {split}, threshold {result['threshold']}", [m],
@@ -367,27 +419,72 @@ def export_cmd(
               f"onnx.checker passed", highlight=False, soft_wrap=True)
     out.print(f"ONNX Runtime vs PyTorch on {r['parity_image']}: max abs difference of logits "
               f"{r['max_abs_diff']:.2e} (limit {r['tolerance']:g})", highlight=False, soft_wrap=True)
+    if r.get("task") == "detect":
+        out.print(f"boxes (numpy post-processing vs torchvision, score >= {r['threshold']:g}): {r['boxes']} boxes, "
+                  f"max abs difference {r['box_max_abs_diff']:.2e} px (limit {r['box_tolerance']:g})",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command("predict")
 def predict_cmd(
     weights: Annotated[Path, typer.Option("--weights", help=".pt (PyTorch) or .onnx (ONNX Runtime) file.")],
-    source: Annotated[str, typer.Option("--source", help="Image, folder or glob pattern.")],
-    save: Annotated[bool, typer.Option("--save", help="Write masks, overlays and predictions.jsonl.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per image.")] = False,
+    source: Annotated[str, typer.Option("--source", help="Image, folder, glob, video file, camera index (0) or "
+                                                         "stream URL (rtsp://, http://).")],
+    save: Annotated[bool, typer.Option("--save", help="Write masks and overlays (images) or an overlay video "
+                                                      "(video, camera, stream), and predictions.jsonl.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per image or frame.")] = False,
     threshold: Annotated[float | None, typer.Option("--threshold")] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads.")] = None,
     name: Annotated[str, typer.Option("--name", help="Run name (runs/predict/<name>).")] = "predict",
+    vid_stride: Annotated[int, typer.Option("--vid-stride", help="Every N-th frame of a video or stream.")] = 1,
+    max_frames: Annotated[int | None, typer.Option("--max-frames", help="Stop after N frames.")] = None,
+    sink: Annotated[str | None, typer.Option("--sink", help="Send each result to a receiver: zmq://HOST:PORT.")] = None,
+    device_id: Annotated[str | None, typer.Option("--device-id", help="Sender name (default: host name).")] = None,
+    send_frame: Annotated[bool, typer.Option("--send-frame", help="Send the JPEG frame with each result.")] = False,
+    curve_keys: Annotated[Path | None, typer.Option("--curve-keys", help="Sender key folder (CURVE): own "
+                                                    "NAME.key_secret + the receiver's server.key.")] = None,
 ) -> None:
-    """Segment images; report crack-pixel ratio, area, longest crack length and per-stage times."""
+    """Segment or classify images, videos, cameras or streams; report crack-pixel ratio, area, longest crack
+    length (or class and score), per-stage times and FPS; optionally stream each result to `receive`."""
     from .api import predict
 
+    seen = {"n": 0, "ratio_sum": 0.0, "ratio_max": 0.0, "infer_ms": 0.0, "fps": 0.0}
+
     def line(r: dict) -> None:
+        seen["n"] += 1
+        seen["ratio_sum"] += r.get("crack_ratio", 0.0)
+        seen["ratio_max"] = max(seen["ratio_max"], r.get("crack_ratio", 0.0))
+        seen["infer_ms"] += r["times_ms"].get("inference_ms", 0.0)
+        seen["fps"] = r.get("fps", 0.0)
         if as_json:
             print(json.dumps(r), flush=True)
 
-    result = predict(weights, source, save=save, threshold=threshold, threads=threads, name=name, on_result=line)
+    result = predict(weights, source, save=save, threshold=threshold, threads=threads, name=name, on_result=line,
+                     vid_stride=vid_stride, max_frames=max_frames, sink=sink, device_id=device_id,
+                     send_frame=send_frame, curve_keys=curve_keys)
+    _print_stream_stats(result)
     if as_json:
+        return
+    if result["source"]["kind"] != "images":
+        n = max(seen["n"], 1)
+        row = {"source": source, "frames": seen["n"], "mean crack_ratio": seen["ratio_sum"] / n,
+               "max crack_ratio": seen["ratio_max"], "mean inference_ms": round(seen["infer_ms"] / n, 2),
+               "FPS (last 30)": seen["fps"]}
+        out.print(_table(f"predict ({result['runtime']}, {result['source']['kind']})", [row], list(row)))
+        if result["save_dir"]:
+            out.print(f"overlay video {result['video']} and predictions.jsonl saved to {result['save_dir']}",
+                      highlight=False, soft_wrap=True)
+        return
+    if result["results"] and "label_indices" in result["results"][0]:  # a detector
+        rows = [{"image": Path(r["image"]).name, "boxes": r["count"],
+                 "found": ", ".join(f"{n} {s:.2f}" for n, s in list(zip(r["labels"], r["scores"], strict=True))[:4])
+                 + (" ..." if r["count"] > 4 else ""),
+                 "inference_ms": r["times_ms"]["inference_ms"], "total_ms": r["times_ms"]["total_ms"]}
+                for r in result["results"]]
+        out.print(_table(f"predict ({result['runtime']}, score >= {result['results'][0]['threshold']:g})", rows,
+                         list(rows[0])))
+        if result["save_dir"]:
+            out.print(f"overlays and predictions.jsonl saved to {result['save_dir']}", highlight=False)
         return
     if result["results"] and "class" in result["results"][0]:  # a classifier
         rows = [{"image": Path(r["image"]).name, "class": r["class"], "score": r["score"],
@@ -404,6 +501,68 @@ def predict_cmd(
     out.print(_table(f"predict ({result['runtime']})", rows, list(rows[0])))
     if result["save_dir"]:
         out.print(f"masks, overlays and predictions.jsonl saved to {result['save_dir']}", highlight=False)
+
+
+def _print_stream_stats(result: dict) -> None:
+    """Sink and reconnection counters on stderr (so --json output stays clean)."""
+    src, sink = result["source"], result["sink"]
+    if src.get("reconnects") or src.get("gave_up"):
+        err.print(f"source: {src['reconnects']} reconnects" + (", gave up" if src["gave_up"] else ""),
+                  highlight=False)
+    if sink is not None:
+        err.print(f"sink: {sink['sent']} sent, {sink['dropped']} dropped (queue full), {sink['unsent']} unsent at "
+                  f"exit, {sink['errors']} encode errors", highlight=False)
+
+
+@app.command("receive")
+def receive_cmd(
+    bind: Annotated[str, typer.Option("--bind", help="Where senders connect: tcp://HOST:PORT (loopback unless "
+                                                     "told otherwise).")] = "tcp://127.0.0.1:5555",
+    store: Annotated[Path, typer.Option("--store", help="Folder for results.sqlite and mask/frame files.")] = Path(
+        "results"),
+    http: Annotated[str | None, typer.Option("--http", help="Serve the web view at PORT or HOST:PORT "
+                                                            "(127.0.0.1 unless told otherwise).")] = None,
+    max_bytes: Annotated[int, typer.Option("--max-bytes", help="Drop larger messages before decoding.")] = 16 << 20,
+    curve_keys: Annotated[Path | None, typer.Option("--curve-keys", help="Key folder: server.key_secret + the "
+                                                    "allowed senders' NAME.key (CURVE on).")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Stop after S seconds (default: Ctrl-C).")
+                        ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the final counters as JSON.")] = False,
+) -> None:
+    """Receive results from `predict --sink` senders, store them (SQLite + files) and serve a live web view."""
+    from .api import receive
+
+    def started(rx) -> None:
+        web = f", web view at {rx.http_url}" if rx.http_url else ""
+        err.print(f"receiving on {rx.endpoint} ({'CURVE' if rx.curve_keys else 'no encryption'}), storing in "
+                  f"{rx.store_dir}{web}; Ctrl-C stops", highlight=False, soft_wrap=True)
+        if rx.insecure:
+            err.print("warning: listening beyond this machine without --curve-keys: anyone who can reach the port "
+                      "can send results", highlight=False, soft_wrap=True)
+
+    stats = receive(bind, store, http=http, max_bytes=max_bytes, curve_keys=curve_keys, duration=duration,
+                    on_start=started)
+    if as_json:
+        print(json.dumps(stats, indent=1))
+        return
+    keys = ["received", "stored", "malformed", "dropped_oversize", "refused_curve"]
+    out.print(_table(f"receive {stats['endpoint']}", [{k: stats[k] for k in keys}], keys))
+    rows = [{"device": d, **v} for d, v in stats["devices"].items()]
+    if rows:
+        out.print(_table("devices", rows, ["device", "stored", "last_frame", "sender_dropped"]))
+
+
+@app.command("keys")
+def keys_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Key folder.")],
+    name: Annotated[str, typer.Option("--name", help="'server' for the receiver, a device id for a sender.")],
+) -> None:
+    """Make a CURVE key pair: OUT/NAME.key (public, share it) and OUT/NAME.key_secret (keep it)."""
+    from .api import keys
+
+    r = keys(out_dir, name)
+    out.print(f"public key {r['public']}, secret key {r['secret']} (mode 600: keep it on this machine)",
+              highlight=False, soft_wrap=True)
 
 
 @app.command("info")

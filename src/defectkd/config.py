@@ -220,6 +220,87 @@ class DistillClassifyConfig(ClassifyTrainConfig):
         return self
 
 
+class DetectTrainConfig(BaseModel):
+    """Everything that defines a defect-detection training run (saved as the run's config.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    task: Literal["detect"] = "detect"
+    data: str = Field(description="Pascal VOC (images/ + annotations/*.xml, NEU-DET), COCO JSON or YOLO txt "
+                      "(images/ + labels/), with optional splits")
+    model: str = Field("retinanet-r18", description="registered detect model (see `defectkd models`)")
+    class_names: list[str] | None = Field(None, description="recorded from the data by the run; if given, these "
+                                          "classes in this order (an object of another class is a data problem)")
+    pretrained: str | None = Field(None, description="local weights to start from (a torchvision RetinaNet or "
+                                   "ImageNet ResNet state dict works)")
+    epochs: int = Field(30, ge=1)
+    imgsz: int = Field(224, ge=32, description="images are resized so that their longer side is imgsz (the "
+                       "detector's min_size = max_size), then padded to a multiple of 32")
+    anchor_base: int | None = Field(None, ge=4, description="smallest anchor size (P3; default 32, torchvision's)")
+    batch: int = Field(8, ge=1)
+    workers: int = Field(2, ge=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-4, gt=0, description="adamw: 1e-4; sgd (momentum 0.9): e.g. 0.01")
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["cosine", "none"] = "cosine"
+    grad_clip: float = Field(10.0, ge=0, description="gradient-norm clipping (0: off)")
+    monitor: Literal["map_50", "map"] = Field("map_50", description="validation metric for best.pt and early "
+                                              "stopping (map: COCO mAP 0.5:0.95)")
+    patience: int = Field(20, ge=0, description="early-stopping patience in epochs (0: off)")
+    threshold: float = Field(0.25, gt=0, lt=1, description="score threshold of predict and of the drawn examples "
+                             "(mAP uses every box above the detector's 0.05)")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of the training images drawn for validation "
+                                "when the data set has no val split")
+    split_seed: int = 0
+    seed: int = 0
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
+        "32", description="32 by default: box decoding and NMS in bf16 move boxes by pixels")
+    cache: bool = Field(True, description="keep decoded images in memory")
+    time_limit: float | None = Field(None, gt=0, description="stop training after this many minutes")
+    skip_bad: bool = Field(False, description="drop images with problems (unreadable, unknown class) instead of "
+                           "refusing")
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    project: str = "runs"
+    name: str | None = None
+
+    _precision_as_text = field_validator("precision", mode="before")(
+        SegmentTrainConfig._precision_as_text.__func__)
+
+    def model_kwargs(self, classes: int) -> dict[str, Any]:
+        kw: dict[str, Any] = {"classes": classes, "min_size": self.imgsz, "max_size": self.imgsz}
+        if self.anchor_base is not None:
+            kw["anchor_base"] = self.anchor_base
+        return kw
+
+
+class DistillDetectConfig(DetectTrainConfig):
+    """A detection run whose student (`model`) also learns from a frozen teacher detector's FPN levels.
+
+    `method` names a detection recipe (distill.recipes.DETECT_RECIPES: mgd, cwd, fitnet), a term on every FPN
+    level pair (`fpn_levels.p3` ... `p7`, by name); anything set explicitly wins."""
+
+    teacher: str = Field(description="teacher detector: run folder or weights file")
+    method: str = Field("mgd", description="recipe: mgd (one-stage preset), cwd, fitnet")
+    T: float | None = Field(None, gt=0, description="cwd temperature (default 1)")
+    hard_weight: float | None = Field(None, ge=0, description="weight of the detection losses (default: 1)")
+    losses: list[LossTerm] | None = Field(None, description="explicit weighted terms instead of the recipe's")
+    feat: list[str] = Field(default_factory=list, description="feature pairs student.path:teacher.path "
+                            "(default: every FPN level, fpn_levels.p3:fpn_levels.p3 ... p7)")
+
+    @model_validator(mode="after")
+    def _resolve_recipe(self) -> DistillDetectConfig:
+        from .distill.recipes import DETECT_RECIPES, expand
+
+        given = [t.model_dump() for t in self.losses] if self.losses is not None else None
+        r = expand(self.method, self.T, None, given, recipes=DETECT_RECIPES)
+        self.T = r["T"]
+        if self.hard_weight is None:
+            self.hard_weight = r["hard_weight"]
+        self.losses = [LossTerm(**t, feat=(g or {}).get("feat")) for t, g in
+                       zip(r["losses"], given or [None] * len(r["losses"]), strict=True)]
+        return self
+
+
 def _describe(exc: ValidationError, source: str) -> str:
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"])

@@ -1,14 +1,24 @@
-"""Deployment side: ONNX Runtime inference, crack measurements, overlays, image sources.
+"""Deployment side: ONNX Runtime inference, crack measurements, overlays, image/video/camera/stream sources,
+and the ZeroMQ result sink.
 
-Nothing here imports torch, so an edge device installs onnxruntime, opencv and numpy only.
+Nothing here imports torch (or scikit-image, when it is missing), so an edge device installs numpy, opencv,
+onnxruntime and pyzmq only (the `edge` extra). `ZmqSink` imports pyzmq on first use.
 """
 
 from .analysis import crack_stats
-from .classify import OnnxClassifier, classify_images
-from .predict import predict_images
+from .classify import OnnxClassifier, classify_frames, classify_images
+from .predict import predict_frames, predict_images
 from .runtime import OnnxSegmenter
-from .sources import list_sources
+from .sources import FrameSource, frames, list_sources
 from .visualize import overlay
 
-__all__ = ["OnnxClassifier", "OnnxSegmenter", "classify_images", "crack_stats", "list_sources", "overlay",
-           "predict_images"]
+__all__ = ["FrameSource", "OnnxClassifier", "OnnxSegmenter", "ZmqSink", "classify_frames", "classify_images",
+           "crack_stats", "frames", "list_sources", "overlay", "predict_frames", "predict_images"]
+
+
+def __getattr__(name: str):
+    if name == "ZmqSink":
+        from .sink import ZmqSink
+
+        return ZmqSink
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

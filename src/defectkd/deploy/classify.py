@@ -17,7 +17,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .predict import finish, read_rgb
+from .predict import Frames, Outputs, RunningFPS, Sink, emit, image_frames, video_name, where
+from .visualize import label
 
 
 def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -86,24 +87,29 @@ class OnnxClassifier:
                        "postprocess_ms": (t3 - t2) * 1e3}
 
 
+def classify_frames(classifier: Classifier, frames: Frames, save_dir: Path | None = None,
+                    on_result: Callable[[dict], None] | None = None, sink: Sink | None = None,
+                    video_fps: float | None = None) -> Iterator[dict]:
+    """Yield one result per frame ((frame_id, rgb, info), e.g. sources.frames(...)): class name, its
+    probability, every class's probability, times, running FPS; with `save_dir`, predictions.jsonl (and a
+    labelled video for a video, camera or stream); with `sink`, send each result (and frame)."""
+    out = Outputs(save_dir, video_fps, masks=False) if save_dir is not None else None
+    fps = RunningFPS()
+    try:
+        for frame_id, rgb, info in frames:
+            probs, times = classifier.classify(rgb)
+            result = {**where(frame_id, info, rgb), **top_class(probs, classifier.class_names)}
+            times = {"read_ms": info.get("read_ms", 0.0), **times}
+            if out is not None and "image" not in info:
+                out.video_frame(video_name(info), label(rgb, f"{result['class']} {result['score']:.2f}"))
+            yield emit(result, times, out, fps, on_result, sink, None, rgb, "classify")
+    finally:
+        if out is not None:
+            out.close()
+
+
 def classify_images(classifier: Classifier, files: list[Path], save_dir: Path | None = None,
-                    on_result: Callable[[dict], None] | None = None) -> Iterator[dict]:
+                    on_result: Callable[[dict], None] | None = None, sink: Sink | None = None) -> Iterator[dict]:
     """Yield one result per image: class name, its probability, every class's probability, times;
     with `save_dir`, also append each to save_dir/predictions.jsonl."""
-    log = None
-    if save_dir is not None:
-        save_dir.mkdir(parents=True, exist_ok=True)
-        log = (save_dir / "predictions.jsonl").open("a")
-    try:
-        for file in files:
-            t0 = time.perf_counter()
-            rgb = read_rgb(file)
-            read_ms = (time.perf_counter() - t0) * 1e3
-            probs, times = classifier.classify(rgb)
-            result = {"image": str(file), "width": rgb.shape[1], "height": rgb.shape[0],
-                      **top_class(probs, classifier.class_names)}
-            times = {"read_ms": read_ms, **times}
-            yield finish(result, times, log, on_result)
-    finally:
-        if log is not None:
-            log.close()
+    return classify_frames(classifier, image_frames(files), save_dir, on_result, sink)

@@ -64,6 +64,19 @@ CLASSIFY_RECIPES: dict[str, Recipe] = {
 }
 
 
+# Detection: feature terms on every FPN level (P3-P7, 256 channels on both sides, so no adapter), summed over the
+# levels. MGD's one-stage (RetinaNet) preset: alpha 2e-5, spatial mask ratio 0.65; CWD's RetinaNet recipe: tau 1,
+# weight 5 on the FPN outputs; FitNets: MSE per level, weight 1 (the FPN maps are already the teacher's width, and
+# 100 would swamp the focal and box losses, which are about 1).
+DETECT_RECIPES: dict[str, Recipe] = {
+    "mgd": Recipe([_term("mgd", "features", 1.0, alpha=2e-5, mask_ratio=0.65, mask="spatial")],
+                  description="masked generative distillation on every FPN level (2e-5, spatial mask 0.65)"),
+    "cwd": Recipe([_term("cwd", "features", 5.0, T="T")], T=1.0,
+                  description="channel-wise distillation on every FPN level, tau 1, x5"),
+    "fitnet": Recipe([_term("fitnet", "features", 1.0)], description="FitNets hint (MSE) on every FPN level, x1"),
+}
+
+
 def list_recipes() -> list[str]:
     return list(RECIPES)
 

@@ -34,7 +34,7 @@ def safe_load(path: str | Path) -> Any:
 
 
 DEPLOY_FORMAT = "defectkd-deploy-1"
-CLASSIFY_KEYS = ("task", "class_names", "imgsz")  # extra deploy-file keys of a classifier
+CLASSIFY_KEYS = ("task", "class_names", "imgsz")  # extra deploy-file keys of a classifier (and of a detector)
 
 
 def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
@@ -47,7 +47,7 @@ def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
     deploy = {"format": DEPLOY_FORMAT, "model_name": hp["model_name"], "model_kwargs": hp.get("model_kwargs", {}),
               "threshold": hp.get("config", {}).get("threshold", 0.5), "state_dict": state}
     config = hp.get("config", {})
-    if config.get("task") == "classify":  # what predict needs: class names (output order) and the input size
+    if config.get("task") in ("classify", "detect"):  # what predict needs: class names (output order), input size
         deploy.update({k: config[k] for k in CLASSIFY_KEYS})
     torch.save(deploy, out)
     return Path(out)
@@ -80,8 +80,8 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
 
 
 def weights_task(path: str | Path) -> str:
-    """"classify" or "segment" for a checkpoint or deploy file, read cheaply (tensors memory-mapped, not
-    loaded); "segment" when the file cannot be read this way (the loaders then report why)."""
+    """"classify", "detect" or "segment" for a checkpoint or deploy file, read cheaply (tensors memory-mapped,
+    not loaded); "segment" when the file cannot be read this way (the loaders then report why)."""
     try:
         ckpt = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # any unreadable file: left to safe_load's one-line errors
@@ -97,4 +97,4 @@ def weights_task(path: str | Path) -> str:
         return str(task)
     from ..models import list_models
 
-    return "classify" if name in list_models("classify") else "segment"
+    return next((t for t in ("classify", "detect") if name in list_models(t)), "segment")

@@ -2,7 +2,8 @@
 their taps, loss construction checked on a probe, DKD's epoch counter.
 
 Segmentation (engine/distill_module.py) and classification (engine/classify_module.py) differ only
-in how logits terms see the heads; the rest is here, once.
+in how logits terms see the heads; detection (engine/detect_module.py) has feature terms only, on its
+FPN levels; the rest is here, once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from ..distill.recipes import CHANNEL_ADAPTED
 
 
 def default_feature_pair(student: nn.Module, teacher: nn.Module | None) -> list[tuple[str, str]]:
-    """(student.feature_layer, teacher.feature_layer): each model names its own best tap."""
+    """(student.feature_layer, teacher.feature_layer): each model names its own best tap. Models with several
+    levels (`feature_layers`, a detector's FPN levels) pair the levels both have, by name."""
+    s_levels, t_levels = getattr(student, "feature_layers", None), getattr(teacher, "feature_layers", None)
+    if s_levels and t_levels and any(p in t_levels for p in s_levels):
+        return [(p, p) for p in s_levels if p in t_levels]
     s, t = getattr(student, "feature_layer", None), getattr(teacher, "feature_layer", None)
     if not s or not t:
         who = "student" if not s else "teacher"

@@ -68,7 +68,8 @@ def export_onnx(weights: str | Path, imgsz: int | None = None, dynamic: bool = F
 
     The parity image is `image`, else the first image of the run's training data, else a synthetic one.
     `imgsz` defaults to 448 for segmentation and to the training size for a classifier, whose graph
-    returns logits (N, classes) and whose metadata adds task=classify, class_names (JSON) and train_imgsz."""
+    returns logits (N, classes) and whose metadata adds task=classify, class_names (JSON) and train_imgsz.
+    A detector exports its raw head outputs, any H, W (export/detect_export.py)."""
     import onnx
     import onnxruntime as ort
 
@@ -80,6 +81,10 @@ def export_onnx(weights: str | Path, imgsz: int | None = None, dynamic: bool = F
         raise ExportError(f"{out}: already exists; pass --out elsewhere or --overwrite (nothing was overwritten)")
     model, hp = load_checkpoint_model(weights)
     config = hp.get("config", {})
+    if _is_detector(hp):  # raw head outputs; post-processing in defectkd.deploy (see export/detect_export.py)
+        from .detect_export import export_detector
+
+        return export_detector(model, hp, out, imgsz=imgsz, opset=opset, image=image)
     classify = _is_classifier(hp)
     if imgsz is None:
         imgsz = int(config.get("imgsz", 224)) if classify else 448
@@ -132,6 +137,12 @@ def export_onnx(weights: str | Path, imgsz: int | None = None, dynamic: bool = F
         raise ExportError(f"{out}: ONNX Runtime logits differ from PyTorch by {diff:.2e} "
                           f"(limit {PARITY_TOLERANCE:g}) on {source}")
     return summary
+
+
+def _is_detector(hp: dict) -> bool:
+    from ..engine.detect_verbs import is_detector
+
+    return is_detector(hp)
 
 
 def _is_classifier(hp: dict) -> bool:

@@ -5,6 +5,7 @@ from functools import partial
 from .base import SegmentationNet, crack_probability
 from .classify import ClassificationNet, TorchvisionClassifier
 from .cmi import CMINet
+from .detect import RetinaNetDetector
 from .mcff import MCFFNet
 from .mcff_edge import MCFFEdgeNet
 from .pct import PCTNet
@@ -68,8 +69,24 @@ register(ModelSpec(
     {"classes": 6, "width": 1.0},
 ))
 
+register(ModelSpec(
+    "retinanet-r101", "detect", "teacher", partial(RetinaNetDetector, "resnet101"),
+    "RetinaNet, ResNet-101-FPN (torchvision, no downloaded weights); input resized to 224 (min_size/max_size)",
+    {"classes": 6, "min_size": 224, "max_size": 224},
+))
+register(ModelSpec(
+    "retinanet-r50", "detect", "student", partial(RetinaNetDetector, "resnet50"),
+    "RetinaNet, ResNet-50-FPN student (torchvision); input resized to 224",
+    {"classes": 6, "min_size": 224, "max_size": 224},
+))
+register(ModelSpec(
+    "retinanet-r18", "detect", "student", partial(RetinaNetDetector, "resnet18"),
+    "RetinaNet, ResNet-18-FPN, two-conv heads: the light CPU student; input resized to 224",
+    {"classes": 6, "min_size": 224, "max_size": 224, "head_depth": 2},
+))
+
 __all__ = [
-    "CMINet", "ClassificationNet", "MCFFNet", "ModelSpec", "PCTNet", "SMPSegmenter", "SegmentationNet",
-    "TorchvisionClassifier", "build_model", "crack_probability", "list_models", "load_pretrained", "model_spec",
-    "register",
+    "CMINet", "ClassificationNet", "MCFFNet", "ModelSpec", "PCTNet", "RetinaNetDetector", "SMPSegmenter",
+    "SegmentationNet", "TorchvisionClassifier", "build_model", "crack_probability", "list_models", "load_pretrained",
+    "model_spec", "register",
 ]

@@ -233,7 +233,9 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
     returns {"results": [...], "frames": n, "save_dir": ..., "source": stats, "sink": stats}. With save,
     masks/, overlays/ (images) or one overlay video (<name>.mp4), and predictions.jsonl go to a new
     runs/predict/<name>/. A classifier reports per image its top class and probability (`class`, `score`,
-    every class in `probs`); with save, predictions.jsonl (and a labelled video) only. With `sink`
+    every class in `probs`); with save, predictions.jsonl (and a labelled video) only. A detector reports
+    `boxes` (xyxy px), `labels`, `label_indices` and `scores` at the score threshold `threshold` (default: the
+    run's), with save overlays/ with the boxes drawn and predictions.jsonl. With `sink`
     (zmq://HOST:PORT), every result goes to a `receive`r as well, without slowing the loop (see
     deploy/sink.py); `curve_keys` is the sender's key folder. A camera or stream runs until it ends,
     `max_frames`, or Ctrl-C, and keeps no results in memory (`on_result` sees each one)."""

@@ -444,8 +444,9 @@ def predict_cmd(
     curve_keys: Annotated[Path | None, typer.Option("--curve-keys", help="Sender key folder (CURVE): own "
                                                     "NAME.key_secret + the receiver's server.key.")] = None,
 ) -> None:
-    """Segment or classify images, videos, cameras or streams; report crack-pixel ratio, area, longest crack
-    length (or class and score), per-stage times and FPS; optionally stream each result to `receive`."""
+    """Segment, classify or detect in images, videos, cameras or streams; report crack-pixel ratio, area, longest
+    crack length (or class and score; or boxes, labels and scores), per-stage times and FPS; optionally stream each
+    result to `receive`."""
     from .api import predict
 
     seen = {"n": 0, "ratio_sum": 0.0, "ratio_max": 0.0, "infer_ms": 0.0, "fps": 0.0}

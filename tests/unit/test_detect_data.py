@@ -78,7 +78,8 @@ def test_voc_split_lists_and_validation_draw(tmp_path):
     assert len(train) == 12 and len(val) == 4 and "seed 0" in how
     assert len(eval_split(source, "test")) == 4
     (root / "splits" / "test.txt").write_text("synth_00016\nmissing_1\n")
-    assert any("missing_1" in p["file"] and "listed in test.txt" in p["message"] for p in check_detect(root)["problems"])
+    problems = check_detect(root)["problems"]
+    assert any("missing_1" in p["file"] and "listed in test.txt" in p["message"] for p in problems)
 
 
 def test_coco_json(tmp_path):

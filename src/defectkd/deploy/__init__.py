@@ -7,13 +7,15 @@ onnxruntime and pyzmq only (the `edge` extra). `ZmqSink` imports pyzmq on first 
 
 from .analysis import crack_stats
 from .classify import OnnxClassifier, classify_frames, classify_images
+from .detect import OnnxDetector, detect_frames, detect_images
 from .predict import predict_frames, predict_images
 from .runtime import OnnxSegmenter
 from .sources import FrameSource, frames, list_sources
 from .visualize import overlay
 
-__all__ = ["FrameSource", "OnnxClassifier", "OnnxSegmenter", "ZmqSink", "classify_frames", "classify_images",
-           "crack_stats", "frames", "list_sources", "overlay", "predict_frames", "predict_images"]
+__all__ = ["FrameSource", "OnnxClassifier", "OnnxDetector", "OnnxSegmenter", "ZmqSink", "classify_frames",
+           "classify_images", "crack_stats", "detect_frames", "detect_images", "frames", "list_sources", "overlay",
+           "predict_frames", "predict_images"]
 
 
 def __getattr__(name: str):

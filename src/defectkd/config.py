@@ -49,6 +49,7 @@ class SegmentTrainConfig(BaseModel):
     channels_last: bool = True
     cache: bool = Field(True, description="keep decoded images in memory")
     time_limit: float | None = Field(None, gt=0, description="stop training after this many minutes")
+    grad_clip: float = Field(0.0, ge=0, description="clip the gradient norm to this (0: off)")
     skip_bad: bool = Field(False, description="drop unreadable/mismatched pairs instead of refusing")
     device: Literal["auto", "cpu", "gpu"] = "auto"
     project: str = "runs"

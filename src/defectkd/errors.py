@@ -15,3 +15,7 @@ class ConfigError(DefectKDError):
 
 class WeightsError(DefectKDError):
     """A weights file is missing, unsafe or does not match a known model."""
+
+
+class TrainingError(DefectKDError):
+    """Training went wrong in a way the user can act on (e.g. it diverged)."""

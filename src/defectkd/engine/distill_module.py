@@ -142,7 +142,7 @@ class DistillModule(DistillTerms, SegmentModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/hard", hard, on_step=False, on_epoch=True, batch_size=n)
         self.log("train/kd", distill, on_step=False, on_epoch=True, batch_size=n)
-        return loss
+        return self.finite_or_skip(loss)
 
     @staticmethod
     def _teacher_logits(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:

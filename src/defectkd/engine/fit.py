@@ -38,6 +38,7 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
         callbacks=callbacks, logger=False, default_root_dir=run_dir, num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, len(train_dl))), deterministic=accelerator == "cpu",
         enable_model_summary=False, enable_progress_bar=interactive,
+        gradient_clip_val=getattr(cfg, "grad_clip", 0.0) or None,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")

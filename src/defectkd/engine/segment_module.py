@@ -5,9 +5,13 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from ..errors import TrainingError
 from ..losses import build_segment_loss
 from ..metrics import SegmentationMetrics
 from ..models import build_model, crack_probability
+
+
+MAX_SKIPPED_STEPS = 20
 
 
 class SegmentModule(L.LightningModule):
@@ -36,11 +40,26 @@ class SegmentModule(L.LightningModule):
             if name != main and self.cfg["aux_weight"] > 0:
                 loss = loss + self.cfg["aux_weight"] * self.criterion(logits.float(), y)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
-        return loss
+        return self.finite_or_skip(loss)
+
+    def finite_or_skip(self, loss: torch.Tensor) -> torch.Tensor | None:
+        """A non-finite loss would poison every weight through the optimiser: skip that step (Lightning
+        skips when training_step returns None) and give up with one clear line if it keeps happening."""
+        if torch.isfinite(loss):
+            return loss
+        self.skipped_steps = getattr(self, "skipped_steps", 0) + 1
+        if self.skipped_steps > MAX_SKIPPED_STEPS:
+            raise TrainingError(f"training diverged: {self.skipped_steps} steps with a non-finite loss by epoch "
+                                f"{self.current_epoch + 1}; lower lr, or set precision=32 or grad_clip=1")
+        return None
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y, _ = batch
         logits = self.model(self._to_memory_format(x)).float()
+        if not torch.isfinite(logits).all():
+            raise TrainingError(f"training diverged: the model's outputs are not finite at epoch "
+                                f"{self.current_epoch + 1}; lower lr, or set precision=32 or grad_clip=1 "
+                                "(weights/last.pt holds the last good epoch)")
         self.log("val/loss", self.criterion(logits, y), on_epoch=True, batch_size=x.shape[0])
         self.val_metrics.update(crack_probability(logits), y)
 

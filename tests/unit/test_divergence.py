@@ -29,3 +29,13 @@ def test_non_finite_outputs_at_validation_are_a_clear_error():
     x, y = torch.rand(1, 3, 32, 32), torch.zeros(1, 32, 32)
     with pytest.raises(TrainingError, match="outputs are not finite.*weights/last.pt"):
         module.validation_step((x, y, torch.arange(1)), 0)
+
+
+def test_auto_precision_keeps_fp32_for_models_that_diverge_under_autocast():
+    from defectkd.engine.device import pick_precision
+    from defectkd.models import build_model
+
+    assert build_model("mcff-edge-s").autocast_ok is False and build_model("mcff-l").autocast_ok is True
+    assert pick_precision("auto", "cpu", autocast_ok=False) == "32"
+    assert pick_precision("auto", "gpu", autocast_ok=False) == "32"
+    assert pick_precision("bf16-mixed", "cpu", autocast_ok=False) == "bf16-mixed"  # an explicit choice wins

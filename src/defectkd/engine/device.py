@@ -16,9 +16,12 @@ def pick_accelerator(device: str) -> str:
     return "cpu"
 
 
-def pick_precision(precision: str, accelerator: str) -> str:
+def pick_precision(precision: str, accelerator: str, autocast_ok: bool = True) -> str:
+    """`auto`: mixed precision where the hardware has it, unless the model says it trains badly so."""
     if precision != "auto":
         return precision
+    if not autocast_ok:
+        return "32"
     if accelerator == "gpu":
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     cpu_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()

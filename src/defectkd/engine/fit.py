@@ -32,8 +32,9 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
         callbacks.append(RichProgressBar(leave=False))
     if cfg.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience))
+    precision = pick_precision(cfg.precision, accelerator, getattr(module.model, "autocast_ok", True))
     trainer = L.Trainer(
-        accelerator=accelerator, devices=1, precision=pick_precision(cfg.precision, accelerator),
+        accelerator=accelerator, devices=1, precision=precision,
         max_epochs=cfg.epochs, max_time={"minutes": cfg.time_limit} if cfg.time_limit else None,
         callbacks=callbacks, logger=False, default_root_dir=run_dir, num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, len(train_dl))), deterministic=accelerator == "cpu",

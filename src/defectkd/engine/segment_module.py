@@ -10,7 +10,6 @@ from ..losses import build_segment_loss
 from ..metrics import SegmentationMetrics
 from ..models import build_model, crack_probability
 
-
 MAX_SKIPPED_STEPS = 20
 
 

@@ -26,6 +26,7 @@ class SegmentationNet(nn.Module):
 
     main_head: str = "out"
     feature_layer: str | None = None  # default tap for feature distillation (a named_modules path)
+    autocast_ok: bool = True  # precision=auto may train it under bf16/fp16 autocast
 
     def __init__(self, classes: int, stride: int, mean=SYMMETRIC_MEAN, std=SYMMETRIC_STD) -> None:
         super().__init__()

@@ -156,6 +156,9 @@ class MCFFEdgeNet(SegmentationNet):
 
     main_head = "mix"
     feature_layer = "decoder.block.act"  # fused multi-scale decoder feature at 1/4, decoder_width channels
+    # bf16 autocast made mcff-edge-s diverge (NaN weights) at epochs 3-5 on DeepCrack, alone and distilled;
+    # fp32 trains it stably and as fast on this CPU (depthwise convolutions gain nothing from bf16).
+    autocast_ok = False
 
     def __init__(
         self,

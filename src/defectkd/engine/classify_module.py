@@ -31,7 +31,7 @@ class ClassifyModule(L.LightningModule):
 
     def __init__(self, model_name: str, model_kwargs: dict, config: dict, pretrained: str | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["pretrained"])
+        self.save_hyperparameters(ignore=["pretrained", "teacher"])  # a subclass may pass a teacher
         self.model = build_model(model_name, pretrained=pretrained, **model_kwargs)
         self.cfg = config
         self.criterion = nn.CrossEntropyLoss(label_smoothing=float(config.get("label_smoothing", 0.0)))

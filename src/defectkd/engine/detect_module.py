@@ -29,7 +29,7 @@ class DetectModule(L.LightningModule):
 
     def __init__(self, model_name: str, model_kwargs: dict, config: dict, pretrained: str | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["pretrained"])
+        self.save_hyperparameters(ignore=["pretrained", "teacher"])  # a subclass may pass a teacher
         self.model = build_model(model_name, pretrained=pretrained, **model_kwargs)
         self.cfg = config
         self.val_metrics = DetectionMetrics(config["class_names"])

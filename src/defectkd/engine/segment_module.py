@@ -18,7 +18,7 @@ class SegmentModule(L.LightningModule):
 
     def __init__(self, model_name: str, model_kwargs: dict, config: dict, pretrained: str | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["pretrained"])
+        self.save_hyperparameters(ignore=["pretrained", "teacher", "teacher_heads", "teacher_main"])
         self.model = build_model(model_name, pretrained=pretrained, **model_kwargs)
         self.cfg = config
         self.criterion = build_segment_loss(config["loss"], model_kwargs.get("classes", 2), config["pos_weight"])

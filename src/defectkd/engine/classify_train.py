@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import lightning as L
 import torch
 import yaml
 from rich.console import Console
@@ -20,14 +19,12 @@ from ..errors import ConfigError, DataError
 from ..info import count_parameters
 from ..models import model_spec
 from .callbacks import EpochSummary, fmt
-from .checkpoint import load_checkpoint_model, safe_load, save_deploy_file
+from .checkpoint import load_checkpoint_model, save_deploy_file
 from .classify_evaluate import evaluate_classifier, model_class_names
 from .classify_module import ClassifyDistillModule, ClassifyModule
-from .device import pick_accelerator
-from .fit import fit_lightning
+from .fit import fit_lightning, start_run
 from .runs import new_run_dir
 from .teacher import EnsembleTeacher, join_files, teacher_files
-from .train import quiet_lightning
 
 
 class ClassifyEpochSummary(EpochSummary):
@@ -96,14 +93,7 @@ def fit_classify(cfg: ClassifyTrainConfig, resume: Path | None = None, run_dir: 
                  console: Console | None = None) -> dict:
     """Train (or distil) a classifier; returns the summary also written to results.json."""
     console = console or Console(stderr=True)
-    quiet_lightning()
-    accelerator = pick_accelerator(cfg.device)
-    if model_spec(cfg.model).task != "classify":
-        raise ConfigError(f"model {cfg.model!r} is a {model_spec(cfg.model).task} model; classification models: "
-                          f"{', '.join(_classify_models())}")
-    if resume is not None:
-        safe_load(resume)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    accelerator = start_run(cfg, "classify", "classification", resume)
     source, train, val, how, report = _checked_data(cfg, console)
     resolved = cfg.model_dump()
     resolved["class_names"] = list(source.classes)
@@ -155,9 +145,3 @@ def fit_classify(cfg: ClassifyTrainConfig, resume: Path | None = None, run_dir: 
                                                          cfg.imgsz, cfg.batch)}
     (run_dir / "results.json").write_text(json.dumps(summary, indent=1))
     return summary
-
-
-def _classify_models() -> list[str]:
-    from ..models import list_models
-
-    return list_models("classify")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import lightning as L
 import torch
 import yaml
 from rich.console import Console
@@ -18,16 +17,14 @@ from ..data.detect import load_detect, split_train_val_detect
 from ..data.detect_dataset import DetectAugment, DetectDataset, collate_detect
 from ..errors import ConfigError, DataError
 from ..info import count_parameters
-from ..models import list_models, model_spec
+from ..models import model_spec
 from .callbacks import EpochSummary, fmt
-from .checkpoint import load_checkpoint_model, safe_load, save_deploy_file
+from .checkpoint import load_checkpoint_model, save_deploy_file
 from .detect_evaluate import evaluate_detector, model_class_names
 from .detect_module import DetectDistillModule, DetectModule
-from .device import pick_accelerator
-from .fit import fit_lightning
+from .fit import fit_lightning, start_run
 from .runs import new_run_dir
 from .teacher import join_files, teacher_files
-from .train import quiet_lightning
 
 
 class DetectEpochSummary(EpochSummary):
@@ -82,14 +79,7 @@ def fit_detect(cfg: DetectTrainConfig, resume: Path | None = None, run_dir: Path
                console: Console | None = None) -> dict:
     """Train (or distil) a detector; returns the summary also written to results.json."""
     console = console or Console(stderr=True)
-    quiet_lightning()
-    accelerator = pick_accelerator(cfg.device)
-    if model_spec(cfg.model).task != "detect":
-        raise ConfigError(f"model {cfg.model!r} is a {model_spec(cfg.model).task} model; detection models: "
-                          f"{', '.join(list_models('detect'))}")
-    if resume is not None:
-        safe_load(resume)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    accelerator = start_run(cfg, "detect", "detection", resume)
     source, train, val, how, report = _checked_data(cfg, console)
     resolved = cfg.model_dump()
     resolved["class_names"] = list(source.classes)

@@ -14,7 +14,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
-from .device import pick_precision
+from .device import pick_accelerator, pick_precision
 
 
 def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Path, summary: L.Callback,
@@ -47,3 +47,22 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None)
     best_file = weights / "best.pt" if (weights / "best.pt").exists() else weights / "last.pt"
     return trainer, best_file
+
+
+def start_run(cfg, task: str, task_label: str, resume: Path | None) -> str:
+    """What every classify/detect run checks before touching disk: the model is of this task, a resume
+    file holds no pickled code, the seed is set. Returns the accelerator."""
+    from ..errors import ConfigError
+    from ..models import list_models, model_spec
+    from .checkpoint import safe_load
+    from .train import quiet_lightning
+
+    quiet_lightning()
+    accelerator = pick_accelerator(cfg.device)
+    if model_spec(cfg.model).task != task:
+        raise ConfigError(f"model {cfg.model!r} is a {model_spec(cfg.model).task} model; {task_label} models: "
+                          f"{', '.join(list_models(task))}")
+    if resume is not None:
+        safe_load(resume)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    return accelerator

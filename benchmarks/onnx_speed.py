@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                         "threshold": 0.5, "state_dict": build_model(args.model).state_dict()}, weights)
         exported = export_onnx(weights, imgsz=args.imgsz, out=Path(tmp) / "model.onnx")
         model, hp = load_checkpoint_model(weights)
-        session = OnnxSegmenter(exported["file"], threads=args.threads).session
+        backend = OnnxSegmenter(exported["file"], threads=args.threads).backend
         x = torch.rand(1, 3, args.imgsz, args.imgsz)
         xn = x.numpy()
         timings: dict[str, list[float]] = {"pytorch eager fp32": [], "onnxruntime fp32": []}
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                 return model(x)
 
         def ort_run():
-            return session.run(None, {"images": xn})[0]
+            return backend.run(xn)[0]
 
         runs = {"pytorch eager fp32": torch_run, "onnxruntime fp32": ort_run}
         for fn in runs.values():  # warm-up

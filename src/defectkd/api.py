@@ -210,17 +210,40 @@ def val(weights: str | Path, data: str | Path, split: str = "test", threshold: f
 
 def export(weights: str | Path, format: str = "onnx", imgsz: int | None = None, dynamic: bool = False,
            opset: int = 17, out: str | Path | None = None, image: str | Path | None = None,
-           overwrite: bool = False) -> dict:
-    """Export the student in WEIGHTS (run folder or file) and check it against PyTorch on an image.
-    `imgsz` (static input size) defaults to 448 for segmentation and to a classifier's training size."""
+           overwrite: bool = False, half: bool = False, int8: bool = False, data: str | Path | None = None,
+           fraction: float | None = None, max_drop: float | None = None, threads: int | None = None,
+           progress: Callable[[], None] | None = None) -> dict:
+    """Export the student in WEIGHTS (run folder or file) to a format of `export_formats()` (onnx, onnx-int8,
+    openvino, engine; aliases such as trt) and run the written file once. `imgsz` (static input size) defaults
+    to 448 for segmentation and to a classifier's training size. INT8 calibrates on `fraction` of the training
+    images of `data` (default: the run's data) and, with `max_drop`, refuses a model that loses more than that
+    much F1 / accuracy / mAP50 on the validation split (the file is kept aside)."""
     from .engine.runs import resolve_weights
+    from .export.exporter import export_model
 
-    if format != "onnx":
-        raise ConfigError(f"export: format {format!r} not available yet (available: onnx)")
-    from .export import export_onnx
+    return export_model(resolve_weights(weights), format=format, imgsz=imgsz, dynamic=dynamic, opset=opset, out=out,
+                        image=image, overwrite=overwrite, half=half, int8=int8, data=data, fraction=fraction,
+                        max_drop=max_drop, threads=threads, progress=progress)
 
-    return export_onnx(resolve_weights(weights), imgsz=imgsz, dynamic=dynamic, opset=opset, out=out, image=image,
-                       overwrite=overwrite)
+
+def benchmark(weights: str | Path, data: str | Path | None = None, split: str = "test", imgsz: int = 448,
+              formats: list[str] | None = None, threads: int | None = 2, rounds: int = 5, reps: int = 5,
+              limit: int | None = None, fraction: float | None = None, project: str | Path = "runs",
+              name: str = "benchmark", progress: Callable[[str], None] | None = None) -> dict:
+    """Export WEIGHTS to every available format and measure each (size, F1/accuracy/mAP50 on SPLIT of DATA,
+    ms/image, FPS on THREADS threads); writes benchmark.csv/.md/.json to runs/benchmark/<name>/."""
+    from .export.benchmark import benchmark as run_benchmark
+
+    return run_benchmark(weights, data=data, split=split, imgsz=imgsz, formats=formats, threads=threads,
+                         rounds=rounds, reps=reps, limit=limit, fraction=fraction, project=project, name=name,
+                         progress=progress)
+
+
+def export_formats() -> list[dict]:
+    """The export formats: name, aliases, suffix, devices, options and whether this machine can produce them."""
+    from .export.formats import format_table
+
+    return format_table()
 
 
 def predict(weights: str | Path, source: str | Path, save: bool = False, threshold: float | None = None,
@@ -316,29 +339,17 @@ def keys(out: str | Path, name: str) -> dict:
 
 
 def _segmenter(weights: Path, threads: int | None):
-    """Runtime from the file suffix: .onnx -> ONNX Runtime, .pt (or a run folder) -> PyTorch; a classifier
-    (ONNX metadata task=classify, or a classification checkpoint) gets the classification runtime, a detector
-    (task=detect) the detection one."""
+    """Runtime from the file name: .onnx, NAME_openvino_model/, .engine -> deploy.backends; .pt (or a run
+    folder) -> PyTorch; a classifier (metadata task=classify, or a classification checkpoint) gets the
+    classification runtime, a detector (task=detect) the detection one."""
+    from .deploy.backends import BackendError, backend_kind, open_runtime
     from .errors import WeightsError
 
-    if weights.suffix == ".onnx":
-        if not weights.is_file():
-            raise WeightsError(f"{weights}: ONNX file not found")
-        from .deploy.runtime import OnnxSegmenter
-
+    if backend_kind(weights) is not None:  # an exported file: ONNX Runtime, OpenVINO or TensorRT
         try:
-            runtime = OnnxSegmenter(weights, threads=threads)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise WeightsError(f"{weights}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:120]})") from None
-        if runtime.metadata.get("task") == "classify":
-            from .deploy.classify import OnnxClassifier
-
-            return OnnxClassifier(weights, threads=threads, session=runtime.session)
-        if runtime.metadata.get("task") == "detect":
-            from .deploy.detect import OnnxDetector
-
-            return OnnxDetector(weights, threads=threads, session=runtime.session)
-        return runtime
+            return open_runtime(weights, threads=threads)
+        except BackendError as exc:
+            raise WeightsError(str(exc)) from None
     from .engine.checkpoint import weights_task
     from .engine.runs import resolve_weights
     from .engine.torch_runtime import TorchSegmenter

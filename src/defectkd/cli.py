@@ -12,10 +12,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .errors import DefectKDError
+from .errors import ConfigError, DefectKDError
 
 app = typer.Typer(help="defectkd: distil defect-inspection models into fast edge students.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -43,7 +44,7 @@ def _table(title: str, rows: list[dict], columns: list[str]) -> Table:
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*[_fmt(row.get(col)) for col in columns])
+        table.add_row(*[escape(_fmt(row.get(col))) for col in columns])  # "defectkd[openvino]" is not markup
     return table
 
 
@@ -55,7 +56,7 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
-def _progress(total: int, what: str):
+def _progress(total: int | None, what: str):
     from rich.progress import Progress
 
     progress = Progress(console=err, transient=True)
@@ -399,30 +400,87 @@ def val_cmd(
 
 @app.command("export")
 def export_cmd(
-    weights: Annotated[Path, typer.Option("--weights", help="Checkpoint, deploy file or run folder.")],
-    format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
+    weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint, deploy file or run folder.")] = None,
+    format: Annotated[str, typer.Option("--format", help="onnx, onnx-int8, openvino or engine (alias trt); "
+                                                         "--list shows them.")] = "onnx",
     imgsz: Annotated[int | None, typer.Option("--imgsz", help="Input size of a static export (default: 448; "
                                               "a classifier's training size).")] = None,
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Any batch, height and width.")] = False,
+    half: Annotated[bool, typer.Option("--half", help="FP16 weights (openvino, engine).")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Static INT8 quantization calibrated on training images.")
+                    ] = False,
+    data: Annotated[Path | None, typer.Option("--data", help="INT8: images to calibrate and check on "
+                                                             "(default: the run's data).")] = None,
+    fraction: Annotated[float | None, typer.Option("--fraction", help="INT8: share of the training images used to "
+                                                                      "calibrate (default 0.25, at least 16).")] = None,
+    max_drop: Annotated[float | None, typer.Option("--max-drop", help="INT8: refuse a model that loses more than "
+                                                                      "this much F1/accuracy/mAP50 on val (0.01 = "
+                                                                      "1 point); it is kept aside.")] = None,
     opset: Annotated[int, typer.Option("--opset")] = 17,
     out_file: Annotated[Path | None, typer.Option("--out", help="Output file (default: next to the weights).")] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Image for the parity check.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads of the checks.")] = None,
+    list_formats: Annotated[bool, typer.Option("--list", help="Show the export formats and exit.")] = False,
 ) -> None:
-    """Export the student (deploy head only) and compare ONNX Runtime with PyTorch on an image."""
-    from .api import export
+    """Export the student (deploy head only), run the written file once and report its deviation."""
+    from .api import export, export_formats
 
-    r = export(weights, format=format, imgsz=imgsz, dynamic=dynamic, opset=opset, out=out_file, image=image,
-               overwrite=overwrite)
+    if list_formats:
+        out.print(_table("export formats", export_formats(),
+                         ["format", "aliases", "suffix", "devices", "options", "status"]))
+        return
+    if weights is None:
+        raise ConfigError("export: --weights is required (a checkpoint, deploy file or run folder)")
+    progress, tick = _progress(None, "export")
+    with progress:
+        r = export(weights, format=format, imgsz=imgsz, dynamic=dynamic, opset=opset, out=out_file, image=image,
+                   overwrite=overwrite, half=half, int8=int8, data=data, fraction=fraction, max_drop=max_drop,
+                   threads=threads, progress=tick)
     shape = "dynamic N, H, W" if r["dynamic"] else f"1x3x{r['imgsz']}x{r['imgsz']}"
-    out.print(f"exported {r['model']} to {r['file']} ({r['size_mb']} MB, opset {r['opset']}, {shape}); "
-              f"onnx.checker passed", highlight=False, soft_wrap=True)
+    out.print(f"exported {r['model']} to {r['file']} ({r['format']}, {r.get('precision', 'fp32')}, "
+              f"{r['size_mb']} MB, opset {r['opset']}, {shape}); onnx.checker passed", highlight=False, soft_wrap=True)
     out.print(f"ONNX Runtime vs PyTorch on {r['parity_image']}: max abs difference of logits "
               f"{r['max_abs_diff']:.2e} (limit {r['tolerance']:g})", highlight=False, soft_wrap=True)
-    if r.get("task") == "detect":
+    if r.get("task") == "detect" and "boxes" in r:
         out.print(f"boxes (numpy post-processing vs torchvision, score >= {r['threshold']:g}): {r['boxes']} boxes, "
                   f"max abs difference {r['box_max_abs_diff']:.2e} px (limit {r['box_tolerance']:g})",
                   highlight=False, soft_wrap=True)
+    if "deviation" in r:
+        out.print(f"{r['check']}: {r['deviation_of']} {r['deviation']:.2e}", highlight=False, soft_wrap=True)
+    if "quantization" in r:
+        out.print(f"{r['quantization']}; {r['metric']} on {r['images']} validation images: FP32 {r['metric_fp32']:.4f}"
+                  f" -> INT8 {r['metric_int8']:.4f} (drop {r['drop']:+.4f}"
+                  + (f", limit {r['max_drop']:g})" if r["max_drop"] is not None else ")"),
+                  highlight=False, soft_wrap=True)
+
+
+@app.command("benchmark")
+def benchmark_cmd(
+    weights: Annotated[Path, typer.Option("--weights", help="Checkpoint, deploy file or run folder.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Labelled data for the metric (default: the run's).")
+                    ] = None,
+    split: Annotated[str, typer.Option("--split")] = "test",
+    imgsz: Annotated[int, typer.Option("--imgsz", help="Input size (segmentation).")] = 448,
+    formats: Annotated[str | None, typer.Option("--formats", help="Comma-separated subset (default: all).")] = None,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads for every format.")] = 2,
+    rounds: Annotated[int, typer.Option("--rounds", help="Interleaved timing rounds (median).")] = 5,
+    limit: Annotated[int | None, typer.Option("--limit", help="Score on the first N images only.")] = None,
+    name: Annotated[str, typer.Option("--name", help="Run name (runs/benchmark/<name>).")] = "benchmark",
+) -> None:
+    """Export to every available format and print Format | Status | Size | metric | ms/image | FPS."""
+    from rich.status import Status
+
+    from .api import benchmark
+
+    with Status("benchmark", console=err) as status:
+        r = benchmark(weights, data=data, split=split, imgsz=imgsz, threads=threads, rounds=rounds, limit=limit,
+                      formats=[f for f in formats.split(",") if f.strip()] if formats else None, name=name,
+                      progress=lambda what: status.update(f"benchmark: {what}"))
+    title = (f"{r['model']}: {r['metric']} on {r['images']} {r['split']} images, {r['imgsz']} px, "
+             f"{r['threads']} threads")
+    out.print(_table(title, r["rows"], ["format", "status", "size_mb", "metric", "ms_per_image", "fps"]))
+    out.print(f"saved {r['save_dir']}/benchmark.csv, benchmark.md, benchmark.json", highlight=False)
 
 
 @app.command("predict")

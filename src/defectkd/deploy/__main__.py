@@ -30,23 +30,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .classify import OnnxClassifier
+    from .backends import backend_kind, open_runtime
     from .run import run_source
-    from .runtime import OnnxSegmenter
     from .sources import FrameSource, SourceError, UnreadableImage
 
     args = _parser().parse_args(argv)
     try:
-        if args.weights.suffix != ".onnx" or not args.weights.is_file():
-            raise SourceError(f"{args.weights}: not an .onnx file (export with `defectkd export`)")
+        if backend_kind(args.weights) is None:
+            raise SourceError(f"{args.weights}: not an exported model (.onnx, NAME_openvino_model/ or .engine; "
+                              "export with `defectkd export`)")
         frames = FrameSource(args.source, vid_stride=args.vid_stride, max_frames=args.max_frames)
-        runtime = OnnxSegmenter(args.weights, threads=args.threads)
-        if runtime.metadata.get("task") == "classify":
-            runtime = OnnxClassifier(args.weights, session=runtime.session)
-        elif runtime.metadata.get("task") == "detect":
-            from .detect import OnnxDetector
-
-            runtime = OnnxDetector(args.weights, session=runtime.session)
+        runtime = open_runtime(args.weights, threads=args.threads)
         sink = None
         if args.sink:
             from .sink import ZmqSink
@@ -54,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             sink = ZmqSink(args.sink, device_id=args.device_id, send_frame=args.send_frame, curve_keys=args.curve_keys)
         run = run_source(runtime, frames, args.out, args.threshold,
                          None if args.quiet else (lambda r: print(json.dumps(r), flush=True)), sink)
-    except (SourceError, UnreadableImage, ValueError) as exc:  # SinkError is a ValueError
+    except (SourceError, UnreadableImage, ValueError) as exc:  # SinkError, BackendError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = {k: run[k] for k in ("runtime", "frames", "save_dir", "video", "source", "sink")}

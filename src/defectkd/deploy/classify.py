@@ -53,33 +53,28 @@ class OnnxClassifier:
     """`classify(rgb) -> (class probabilities (C,), {"preprocess_ms", "inference_ms", "postprocess_ms"})`."""
 
     def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None,
-                 session=None) -> None:
-        """`session`: an InferenceSession already open on `path` (then threads and providers are its own)."""
-        import onnxruntime as ort
+                 backend=None) -> None:
+        """`backend`: one already open on `path` (deploy.backends); else opened from the file name."""
+        from .backends import open_backend
 
         self.path = Path(path)
-        if session is None:
-            options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = threads
-                options.inter_op_num_threads = 1
-            session = ort.InferenceSession(str(self.path), options, providers=providers or ["CPUExecutionProvider"])
-        self.session = session
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.backend = backend or open_backend(self.path, threads, providers)
+        meta = dict(self.backend.metadata)
         self.metadata = meta
-        h = inp.shape[2]
-        self.imgsz = int(h) if isinstance(h, int) else int(meta.get("train_imgsz") or meta.get("imgsz", 224))
+        h = self.backend.input_shape[2]
+        self.imgsz = int(h) if h is not None else int(meta.get("train_imgsz") or meta.get("imgsz", 224))
         self.class_names = json.loads(meta.get("class_names", "[]"))
         self.model_name = meta.get("model", self.path.stem)
 
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        img = resize_square(rgb, self.imgsz)
+        return np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
+
     def classify(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         t0 = time.perf_counter()
-        img = resize_square(rgb, self.imgsz)
-        x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
+        x = self.prepare(rgb)
         t1 = time.perf_counter()
-        logits = self.session.run(None, {self.input_name: x})[0][0]
+        logits = self.backend.run(x)[0][0]
         t2 = time.perf_counter()
         probs = softmax_np(logits.astype(np.float32))
         t3 = time.perf_counter()

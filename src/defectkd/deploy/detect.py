@@ -38,26 +38,23 @@ class OnnxDetector:
     applied before NMS, as torchvision does (default: the exported `threshold`)."""
 
     def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None,
-                 session=None) -> None:
-        import onnxruntime as ort
+                 backend=None) -> None:
+        """`backend`: one already open on `path` (deploy.backends); else opened from the file name."""
+        from .backends import open_backend
 
         self.path = Path(path)
-        if session is None:
-            options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = threads
-                options.inter_op_num_threads = 1
-            session = ort.InferenceSession(str(self.path), options, providers=providers or ["CPUExecutionProvider"])
-        self.session = session
-        self.input_name = self.session.get_inputs()[0].name
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.backend = backend or open_backend(self.path, threads, providers)
+        self.metadata = dict(self.backend.metadata)
         self.class_names = json.loads(self.metadata.get("class_names", "[]"))
         self.threshold = float(self.metadata.get("threshold", 0.25))
         self.post = json.loads(self.metadata["post"])
         self.model_name = self.metadata.get("model", self.path.stem)
 
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        return preprocess(rgb, self.post)[0]
+
     def raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cls_logits, bbox_regression = self.session.run(None, {self.input_name: x})
+        cls_logits, bbox_regression = self.backend.run(x)[:2]
         return cls_logits, bbox_regression
 
     def detect(self, rgb: np.ndarray, threshold: float | None = None

@@ -26,33 +26,33 @@ def crack_probability_np(logits: np.ndarray) -> np.ndarray:
 class OnnxSegmenter:
     """`segment(rgb) -> (crack probability (H, W), {"preprocess_ms", "inference_ms", "postprocess_ms"})`."""
 
-    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None) -> None:
-        import onnxruntime as ort
+    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None,
+                 backend=None) -> None:
+        """`backend`: one already open on `path` (deploy.backends); else opened from the file name."""
+        from .backends import open_backend
 
         self.path = Path(path)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(self.path), options,
-                                            providers=providers or ["CPUExecutionProvider"])
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        h, w = inp.shape[2], inp.shape[3]
-        self.fixed_size = (int(h), int(w)) if isinstance(h, int) and isinstance(w, int) else None
-        meta = self.session.get_modelmeta().custom_metadata_map
+        self.backend = backend or open_backend(self.path, threads, providers)
+        shape = self.backend.input_shape
+        self.fixed_size = (shape[2], shape[3]) if shape[2] is not None and shape[3] is not None else None
+        meta = self.backend.metadata
         self.metadata = dict(meta)
         self.threshold = float(meta.get("threshold", 0.5))
         self.model_name = meta.get("model", self.path.stem)
 
-    def segment(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-        t0 = time.perf_counter()
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """RGB uint8 (H, W, 3) -> the model's input (1, 3, H', W') float32 in [0, 1]."""
         h, w = rgb.shape[:2]
         img = rgb if self.fixed_size is None or self.fixed_size == (h, w) else cv2.resize(
             rgb, (self.fixed_size[1], self.fixed_size[0]), interpolation=cv2.INTER_LINEAR)
-        x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
+        return np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
+
+    def segment(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        t0 = time.perf_counter()
+        h, w = rgb.shape[:2]
+        x = self.prepare(rgb)
         t1 = time.perf_counter()
-        logits = self.session.run(None, {self.input_name: x})[0][0]
+        logits = self.backend.run(x)[0][0]
         t2 = time.perf_counter()
         prob = crack_probability_np(logits.astype(np.float32))
         if prob.shape != (h, w):

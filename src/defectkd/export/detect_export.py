@@ -74,7 +74,6 @@ def export_detector(model: torch.nn.Module, hp: dict, out: Path, imgsz: int | No
                     image: str | Path | None = None) -> dict:
     """Export a RetinaNetDetector (see the module docstring); returns the summary `defectkd export` prints."""
     import onnx
-    import onnxruntime as ort
 
     from ..deploy.detect import OnnxDetector
     from ..engine.detect_evaluate import model_class_names
@@ -113,7 +112,7 @@ def export_detector(model: torch.nn.Module, hp: dict, out: Path, imgsz: int | No
     onnx.save(proto, str(out))
 
     rgb, source = _parity_rgb(image, config.get("data"), post["max_size"])
-    detector = OnnxDetector(out, session=ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]))
+    detector = OnnxDetector(out)
     from ..deploy.detect_post import preprocess
 
     x, _ = preprocess(rgb, post)

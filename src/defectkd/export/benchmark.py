@@ -1,0 +1,146 @@
+"""`defectkd benchmark`: export one model to every format, then measure each the same way.
+
+Rows: PyTorch (eager, the reference) and each format of export/formats.py. A format this machine
+cannot produce is listed as unavailable with the reason; one that fails says why in one line; the
+others get size, the task metric on a labelled split (F1 / accuracy / mAP50, export/quality.py) and
+speed. Speed is the end-to-end time of one call of the runtime (pre-process, inference, post-process)
+on an imgsz x imgsz image, interleaved across formats round by round so a noisy machine slows all of
+them alike; the figure is the median over rounds of each round's median.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DefectKDError
+from .formats import FORMATS, resolve_format
+
+COLUMNS = ["format", "status", "size_mb", "metric", "ms_per_image", "fps"]
+
+
+def _torch_runtime(weights: Path, task: str, imgsz: int):
+    if task == "classify":
+        from ..engine.classify_evaluate import TorchClassifier
+
+        return TorchClassifier(weights)
+    if task == "detect":
+        from ..engine.detect_evaluate import TorchDetector
+
+        return TorchDetector(weights)
+    from ..engine.torch_runtime import TorchSegmenter
+
+    return TorchSegmenter(weights, imgsz=imgsz)
+
+
+def _call(runtime, task: str) -> Callable[[np.ndarray], object]:
+    return getattr(runtime, {"segment": "segment", "classify": "classify", "detect": "detect"}[task])
+
+
+def _weights_size(weights: Path) -> float:
+    return round(weights.stat().st_size / 2**20, 2)
+
+
+def benchmark(weights: str | Path, data: str | Path | None = None, split: str = "test", imgsz: int = 448,
+              formats: list[str] | None = None, threads: int | None = 2, rounds: int = 5, reps: int = 5,
+              limit: int | None = None, fraction: float | None = None, out: str | Path | None = None,
+              project: str | Path = "runs", name: str = "benchmark",
+              progress: Callable[[str], None] | None = None) -> dict:
+    """Rows of COLUMNS (see the module docstring); writes benchmark.csv, benchmark.md, benchmark.json and the
+    exported files to a new runs/benchmark/<name>/ (or OUT)."""
+    import torch
+
+    from ..engine.checkpoint import load_checkpoint_model
+    from ..engine.runs import new_run_dir, resolve_weights
+    from .exporter import export_model
+    from .quality import METRIC_NAMES, eval_images, model_task, score
+
+    weights = resolve_weights(weights)
+    _, hp = load_checkpoint_model(weights)
+    task = model_task(hp)
+    images = eval_images(hp, data, split)
+    if limit:
+        images.samples = images.samples[:limit]
+    wanted = [resolve_format(f) for f in formats] if formats else list(FORMATS.values())
+    out_dir = Path(out) if out else new_run_dir(project, "benchmark", name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    say = progress or (lambda _: None)
+
+    rows: list[dict] = []
+    runtimes: dict[str, object] = {}
+    say("pytorch")
+    runtimes["pytorch"] = _torch_runtime(weights, task, imgsz)
+    rows.append({"format": "pytorch", "status": "ok", "size_mb": _weights_size(weights)})
+    for fmt in wanted:
+        row = {"format": fmt.name}
+        rows.append(row)
+        reason = fmt.missing()
+        if reason:
+            row["status"] = f"unavailable: {reason}"
+            continue
+        say(f"export {fmt.name}")
+        try:
+            from ..deploy.backends import open_runtime
+
+            r = export_model(weights, fmt.name, imgsz=imgsz if task == "segment" else None, data=data if
+                             fmt.name == "onnx-int8" else None, fraction=fraction if fmt.name == "onnx-int8" else None,
+                             out=out_dir / ("model" + fmt.suffix), threads=threads)
+            runtimes[fmt.name] = open_runtime(r["file"], threads)
+            row.update(status="ok", size_mb=r["size_mb"])
+        except DefectKDError as exc:
+            row["status"] = f"error: {exc}"
+        except Exception as exc:  # a converter's own failure: reported in the table, the others still run
+            row["status"] = f"error: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]}"
+
+    by_name = {row["format"]: row for row in rows}
+    metric = METRIC_NAMES[task]
+    for key, runtime in runtimes.items():
+        say(f"{metric} {key} ({len(images.samples)} images)")
+        by_name[key]["metric"] = round(score(runtime, images), 4)
+
+    rgb = np.random.default_rng(0).integers(0, 256, (imgsz, imgsz, 3), dtype=np.uint8)
+    calls = {key: _call(rt, task) for key, rt in runtimes.items()}
+    for call in calls.values():  # warm-up: first-run allocations and kernel selection
+        call(rgb), call(rgb)
+    medians: dict[str, list[float]] = {key: [] for key in calls}
+    for i in range(rounds):
+        say(f"timing round {i + 1}/{rounds}")
+        for key, call in calls.items():
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                call(rgb)
+                times.append(time.perf_counter() - t)
+            medians[key].append(statistics.median(times))
+    for key, values in medians.items():
+        ms = statistics.median(values) * 1e3
+        by_name[key].update(ms_per_image=round(ms, 2), fps=round(1e3 / ms, 2))
+
+    result = {"weights": str(weights), "model": hp.get("model_name"), "task": task, "metric": metric,
+              "split": split, "images": len(images.samples), "imgsz": imgsz, "threads": threads, "rounds": rounds,
+              "reps": reps, "rows": rows, "save_dir": str(out_dir)}
+    _write(out_dir, result)
+    return result
+
+
+def _write(out_dir: Path, result: dict) -> None:
+    header = ["Format", "Status", "Size (MB)", result["metric"], "ms/image", "FPS"]
+    with open(out_dir / "benchmark.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for row in result["rows"]:
+            writer.writerow([row.get(c, "") for c in COLUMNS])
+    lines = [f"{result['model']} ({result['task']}), {result['images']} {result['split']} images, "
+             f"{result['imgsz']} px, {result['threads']} threads", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(row.get(c, "-")) for c in COLUMNS) + " |" for row in result["rows"]]
+    (out_dir / "benchmark.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "benchmark.json").write_text(json.dumps(result, indent=1))

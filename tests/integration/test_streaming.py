@@ -297,3 +297,37 @@ def test_stream_benchmark_quick(capsys):
     assert module.main(["--quick"]) == 0
     rows = [line.strip("|").split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| thread")]
     assert len(rows) == 1 and int(rows[0][4]) == int(rows[0][7]) == 100  # sent == stored
+
+
+EDGE_PACKAGES = ("numpy", "numpy.libs", "cv2", "opencv_python_headless.libs", "onnxruntime", "flatbuffers", "packaging",
+                 "google", "zmq", "pyzmq.libs")
+
+
+def test_edge_path_in_a_clean_venv_without_torch(assets, tmp_path):
+    """A fresh virtual environment that holds only what the `edge` extra installs (numpy, opencv-python-headless,
+    onnxruntime and its runtime deps, pyzmq; linked from this environment, so no download) and defectkd's source:
+    torch cannot be imported there, and the deploy and serve paths run."""
+    import site
+    import venv
+    from pathlib import Path
+
+    here = Path(site.getsitepackages()[0])
+    env = tmp_path / "edge-venv"
+    venv.EnvBuilder(with_pip=False, system_site_packages=False, symlinks=True).create(env)
+    python = env / "bin" / "python"
+    target = Path(subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                                 capture_output=True, text=True, check=True).stdout.strip())
+    for name in EDGE_PACKAGES:
+        if (here / name).exists():
+            (target / name).symlink_to(here / name)
+    src = Path(__file__).resolve().parents[2] / "src"
+    (target / "defectkd_src.pth").write_text(str(src) + "\n")
+    no_torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True)
+    assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
+    r = subprocess.run([str(python), "-c", EDGE_CHECK, str(assets["onnx"]), str(assets["video"])],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "ok", r.stderr[-2000:]
+    cli = subprocess.run([str(python), "-m", "defectkd.deploy", "predict", "--weights", str(assets["onnx"]),
+                          "--source", str(assets["video"]), "--max-frames", "2", "--quiet", "--out",
+                          str(tmp_path / "p")], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr[-2000:]

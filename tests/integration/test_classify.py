@@ -2,6 +2,7 @@
 export with parity, predict (.pt and .onnx), `data synth/check`, and bad input (one line, exit 2)."""
 
 import csv
+import importlib.util
 import json
 import shutil
 
@@ -212,3 +213,18 @@ def test_bad_input_is_one_line(cli, tiny_cls, tiny_weights, tmp_path):
                 "threshold": 0.5, "task": "classify", "class_names": ["a", "b"], "imgsz": 32,
                 "state_dict": build_model("cmi", classes=2, width=0.25).state_dict()}, weights)
     assert_one_line_error(cli("val", "--weights", weights, "--data", split), "class 'c'", "'test'")
+
+
+def test_int8_and_openvino_exports_of_a_classifier(cli, trained, tiny_cls, tmp_path):
+    from defectkd import api
+    from defectkd.deploy.backends import open_runtime
+
+    r = api.export(trained, format="onnx-int8", out=tmp_path / "cls.int8.onnx", data=tiny_cls, max_drop=0.5)
+    assert r["metric"] == "accuracy" and r["task"] == "classify" and r["images"] >= 1
+    assert 0 <= r["metric_int8"] <= 1 and r["drop"] == pytest.approx(r["metric_fp32"] - r["metric_int8"])
+    runtime = open_runtime(r["file"])
+    probs, _ = runtime.classify(np.zeros((50, 40, 3), np.uint8))
+    assert probs.shape == (5,) and runtime.class_names[2] == "patches"
+    if importlib.util.find_spec("openvino"):
+        ov = api.export(trained, format="openvino", out=tmp_path / "cls_openvino_model")
+        assert ov["deviation"] < 1e-4 and open_runtime(ov["file"]).imgsz == 32

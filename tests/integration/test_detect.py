@@ -221,3 +221,13 @@ def test_bad_input_is_one_line(cli, tiny_det, tiny_weights, random_detector, tmp
     (data_fixed / "annotations" / "synth_00015.xml").write_text("<annotation><object>")
     assert_one_line_error(cli("val", "--weights", random_detector, "--data", data_fixed), "synth_00015.xml",
                           "unreadable annotation")
+
+
+def test_int8_export_of_a_detector_scores_map50(trained, tiny_det, tmp_path):
+    from defectkd import api
+    from defectkd.deploy.backends import open_runtime
+
+    r = api.export(trained, format="onnx-int8", out=tmp_path / "det.int8.onnx", data=tiny_det)
+    assert r["metric"] == "mAP50" and r["task"] == "detect" and 0 <= r["metric_int8"] <= 1
+    dets, _ = open_runtime(r["file"]).detect(np.zeros((64, 64, 3), np.uint8), threshold=0.0)
+    assert dets["boxes"].shape[1] == 4 and len(dets["scores"]) == len(dets["labels"])

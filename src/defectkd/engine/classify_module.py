@@ -22,6 +22,7 @@ from ..distill import build_loss
 from ..metrics.classify import ClassificationMetrics
 from ..models import build_model
 from .distill_terms import DistillTerms, try_loss
+from .optim import configure_optimizers
 
 PROBE_SIZE = 64
 
@@ -63,16 +64,7 @@ class ClassifyModule(L.LightningModule):
                 self.log(f"val/{key}", metrics[key], prog_bar=key in ("accuracy", "f1"))
 
     def configure_optimizers(self):
-        cfg = self.cfg
-        params = [p for p in self.parameters() if p.requires_grad]
-        if cfg["optimizer"] == "sgd":
-            opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=0.9, nesterov=True, weight_decay=cfg["weight_decay"])
-        else:
-            opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        if cfg["scheduler"] == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"], eta_min=cfg["lr"] * 0.01)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        return opt
+        return configure_optimizers(self.parameters(), self.cfg, monitor="val/accuracy", nesterov=True)
 
 
 class ClassifyDistillModule(DistillTerms, ClassifyModule):

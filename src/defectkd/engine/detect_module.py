@@ -19,6 +19,7 @@ from torch import nn
 from ..metrics.detect import DetectionMetrics
 from ..models import build_model
 from .distill_terms import DistillTerms
+from .optim import configure_optimizers
 
 PROBE_SIZE = 64
 LOGGED = ("map", "map_50", "map_75", "mar_100")
@@ -67,16 +68,7 @@ class DetectModule(L.LightningModule):
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
 
     def configure_optimizers(self):
-        cfg = self.cfg
-        params = [p for p in self.parameters() if p.requires_grad]
-        if cfg["optimizer"] == "sgd":
-            opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"])
-        else:
-            opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        if cfg["scheduler"] == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"], eta_min=cfg["lr"] * 0.01)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        return opt
+        return configure_optimizers(self.parameters(), self.cfg, monitor="val/map_50")
 
 
 class DetectDistillModule(DistillTerms, DetectModule):

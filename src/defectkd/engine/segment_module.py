@@ -9,6 +9,7 @@ from ..errors import TrainingError
 from ..losses import build_segment_loss
 from ..metrics import SegmentationMetrics
 from ..models import build_model, crack_probability
+from .optim import configure_optimizers
 
 MAX_SKIPPED_STEPS = 20
 
@@ -70,15 +71,4 @@ class SegmentModule(L.LightningModule):
                 self.log(f"val/{key}", metrics[key], prog_bar=key in ("f1", "iou"))
 
     def configure_optimizers(self):
-        cfg = self.cfg
-        if cfg["optimizer"] == "rmsprop":
-            opt = torch.optim.RMSprop(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        else:
-            opt = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        if cfg["scheduler"] == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"], eta_min=cfg["lr"] * 0.01)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        if cfg["scheduler"] == "plateau":  # the paper's: halve on a 5-epoch plateau
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=5)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/f1", "interval": "epoch"}}
-        return opt
+        return configure_optimizers(self.parameters(), self.cfg)

@@ -140,22 +140,36 @@ def check_cmd(
         out.print(f"  {p['file']}: {p['message']}", highlight=False)
 
 
+# Options that train and distill share (one definition each, so both verbs say the same).
+TaskArg = Annotated[str, typer.Argument(help="segment, classify or detect")]
+OverridesArg = Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")]
+DataOpt = Annotated[str | None, typer.Option("--data", help="Data set folder.")]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs")]
+ImgszOpt = Annotated[int | None, typer.Option("--imgsz", help="Training crop size.")]
+BatchOpt = Annotated[int | None, typer.Option("--batch")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config file.")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Run name (runs/<task>/<name>).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu or gpu.")]
+ResumeOpt = Annotated[Path | None, typer.Option("--resume", help="Run folder or last.pt to continue.")]
+
+
 @app.command("train")
 def train_cmd(
-    task: Annotated[str, typer.Argument(help="segment, classify or detect")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")] = None,
-    data: Annotated[str | None, typer.Option("--data", help="Data set folder.")] = None,
+    task: TaskArg,
+    overrides: OverridesArg = None,
+    data: DataOpt = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name (see `defectkd models`).")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs")] = None,
-    imgsz: Annotated[int | None, typer.Option("--imgsz", help="Training crop size.")] = None,
-    batch: Annotated[int | None, typer.Option("--batch")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML config file.")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Run name (runs/<task>/<name>).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu or gpu.")] = None,
+    epochs: EpochsOpt = None,
+    imgsz: ImgszOpt = None,
+    batch: BatchOpt = None,
+    config: ConfigOpt = None,
+    name: NameOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = None,
     pretrained: Annotated[str | None, typer.Option("--pretrained", help="Local weights to start from.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Drop bad pairs instead of refusing.")] = False,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Run folder or last.pt to continue.")] = None,
+    resume: ResumeOpt = None,
 ) -> None:
     """Train a model; writes runs/<task>/<name>/ (config, weights/best.pt + last.pt, metrics.csv, curves)."""
     from .api import train
@@ -241,11 +255,11 @@ def _print_detect_metrics(m: dict, title: str) -> None:
 
 @app.command("distill")
 def distill_cmd(
-    task: Annotated[str, typer.Argument(help="segment, classify or detect")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")] = None,
+    task: TaskArg,
+    overrides: OverridesArg = None,
     teacher: Annotated[str | None, typer.Option("--teacher", help="Teacher run folder or weights.")] = None,
     student: Annotated[str | None, typer.Option("--student", help="Student model name.")] = None,
-    data: Annotated[str | None, typer.Option("--data", help="Data set folder.")] = None,
+    data: DataOpt = None,
     method: Annotated[str | None, typer.Option("--method", help="kd, fitnet, at, cwd, mgd, dkd, pairwise, rfkd "
                                                 "(see `defectkd methods`).")] = None,
     feat: Annotated[list[str] | None, typer.Option("--feat", help="Feature pair student.path:teacher.path "
@@ -253,14 +267,14 @@ def distill_cmd(
     T: Annotated[float | None, typer.Option("--T", help="Temperature.")] = None,
     alpha: Annotated[float | None, typer.Option("--alpha", help="KD term weight (1-alpha: hard labels).")] = None,
     soft_labels: Annotated[str | None, typer.Option("--soft-labels", help="Soft-label cache (offline KD).")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs")] = None,
-    imgsz: Annotated[int | None, typer.Option("--imgsz", help="Training crop size.")] = None,
-    batch: Annotated[int | None, typer.Option("--batch")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML config file.")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Run name (runs/<task>/<name>).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu or gpu.")] = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Run folder or last.pt to continue.")] = None,
+    epochs: EpochsOpt = None,
+    imgsz: ImgszOpt = None,
+    batch: BatchOpt = None,
+    config: ConfigOpt = None,
+    name: NameOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = None,
+    resume: ResumeOpt = None,
 ) -> None:
     """Distil a teacher into a student: online (--teacher) or from cached soft labels (--soft-labels)."""
     from .api import distill
@@ -311,7 +325,7 @@ def kfold_cmd(
     task: Annotated[str, typer.Argument(help="segment")],
     overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")] = None,
     k: Annotated[int, typer.Option("--k", help="Number of folds.")] = 5,
-    data: Annotated[str | None, typer.Option("--data", help="Data set folder.")] = None,
+    data: DataOpt = None,
     model: Annotated[str | None, typer.Option("--model", "--student", help="Model (student) name.")] = None,
     teacher: Annotated[str | None, typer.Option("--teacher", help="Distil from this teacher in every fold.")] = None,
     soft_labels: Annotated[str | None, typer.Option("--soft-labels", help="Distil from a soft-label cache.")] = None,

@@ -78,7 +78,7 @@ def export_detector(model: torch.nn.Module, hp: dict, out: Path, imgsz: int | No
     from ..deploy.detect import OnnxDetector
     from ..engine.detect_evaluate import model_class_names
     from ..models.detect import ExportHead
-    from .onnx_export import ExportError
+    from .onnx_export import ExportError, save_checked
 
     if imgsz is not None:
         raise ConfigError("export: a detector takes images of any size and resizes them itself (longer side = the "
@@ -102,14 +102,7 @@ def export_detector(model: torch.nn.Module, hp: dict, out: Path, imgsz: int | No
             "input": "RGB float [0,1] NCHW, resized (torchvision's rule) and padded to a multiple of 32 with the mean",
             "output": "cls_logits (N, anchors, classes), bbox_regression (N, anchors, 4); P3-P7, y, x, anchor order",
             "post": json.dumps(post), "producer": "defectkd"}
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, str(value)
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"{out}: onnx.checker rejected the model ({str(exc).splitlines()[0][:120]})") from None
-    onnx.save(proto, str(out))
+    save_checked(proto, meta, out)
 
     rgb, source = _parity_rgb(image, config.get("data"), post["max_size"])
     detector = OnnxDetector(out)

@@ -111,14 +111,7 @@ def export_onnx(weights: str | Path, imgsz: int | None = None, dynamic: bool = F
         meta.update({"task": "classify", "output": "logits NC (softmax: class probabilities)",
                      "class_names": json.dumps(model_class_names(hp)),
                      "train_imgsz": int(config.get("imgsz", imgsz))})
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, str(value)
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"{out}: onnx.checker rejected the model ({str(exc).splitlines()[0][:120]})") from None
-    onnx.save(proto, str(out))
+    save_checked(proto, meta, out)
 
     if image is None:
         image = _training_image(hp.get("config", {}).get("data"), classify)
@@ -137,6 +130,20 @@ def export_onnx(weights: str | Path, imgsz: int | None = None, dynamic: bool = F
         raise ExportError(f"{out}: ONNX Runtime logits differ from PyTorch by {diff:.2e} "
                           f"(limit {PARITY_TOLERANCE:g}) on {source}")
     return summary
+
+
+def save_checked(proto, meta: dict, out: Path) -> None:
+    """Write META into the graph's metadata_props, run onnx.checker (one-line ExportError) and save to OUT."""
+    import onnx
+
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"{out}: onnx.checker rejected the model ({str(exc).splitlines()[0][:120]})") from None
+    onnx.save(proto, str(out))
 
 
 def _is_detector(hp: dict) -> bool:

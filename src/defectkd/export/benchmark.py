@@ -44,7 +44,10 @@ def _call(runtime, task: str) -> Callable[[np.ndarray], object]:
 
 
 def _weights_size(weights: Path) -> float:
-    return round(weights.stat().st_size / 2**20, 2)
+    """Size of what PyTorch deploys: the run's student-only deploy.pt when it is there (best.pt also holds
+    the optimizer state), else the file itself."""
+    deploy = weights.with_name("deploy.pt")
+    return round((deploy if deploy.is_file() else weights).stat().st_size / 2**20, 2)
 
 
 def benchmark(weights: str | Path, data: str | Path | None = None, split: str = "test", imgsz: int = 448,

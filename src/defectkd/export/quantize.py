@@ -34,8 +34,11 @@ class _Images:
 
 
 def quantize_int8(fp32: Path, out: Path, images: list[Path], prepare: Callable[[np.ndarray], np.ndarray],
-                  method: str = "minmax", per_channel: bool = True) -> dict:
-    """Write the INT8 QDQ twin of FP32 to OUT, calibrated on IMAGES; the FP32 file's metadata is kept."""
+                  method: str = "minmax", per_channel: bool = True, op_types: list[str] | None = None,
+                  skip_depthwise: bool = False, qoperator: bool = False) -> dict:
+    """Write the INT8 twin of FP32 to OUT, calibrated on IMAGES; the FP32 file's metadata is kept.
+    `op_types`: only these operator types (default: all ORT can quantize); `skip_depthwise`: leave grouped
+    convolutions in float; `qoperator`: QLinearConv-style operators instead of QDQ pairs."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -44,12 +47,15 @@ def quantize_int8(fp32: Path, out: Path, images: list[Path], prepare: Callable[[
                  "entropy": CalibrationMethod.Entropy}[method]
     source = onnx.load(str(fp32))
     input_name = source.graph.input[0].name
+    exclude = [n.name for n in source.graph.node if skip_depthwise and n.op_type == "Conv"
+               and any(a.name == "group" and a.i > 1 for a in n.attribute)]
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # folds, fuses, infers shapes
-        quantize_static(str(prepared), str(out), _Images(images, prepare, input_name), quant_format=QuantFormat.QDQ,
+        quantize_static(str(prepared), str(out), _Images(images, prepare, input_name),
+                        quant_format=QuantFormat.QOperator if qoperator else QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
-                        calibrate_method=calibrate,
+                        calibrate_method=calibrate, op_types_to_quantize=op_types, nodes_to_exclude=exclude,
                         extra_options={"CalibMovingAverage": method == "minmax", "CalibPercentile": 99.999})
     quantized = onnx.load(str(out))
     del quantized.metadata_props[:]

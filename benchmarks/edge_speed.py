@@ -31,6 +31,10 @@ MODELS = ("mcff-l", "pct-tiny", "mcff-edge-n", "mcff-edge-s", "mcff-edge-m")
 
 
 def _median_time(fn, repeats: int) -> float:
+    """Median of REPEATS timed calls after a pause and one untimed call: the previous runtime's worker threads
+    spin for a while after its last run and would slow this one's first calls on two cores."""
+    time.sleep(0.05)
+    fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

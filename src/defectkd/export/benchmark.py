@@ -5,7 +5,10 @@ cannot produce is listed as unavailable with the reason; one that fails says why
 others get size, the task metric on a labelled split (F1 / accuracy / mAP50, export/quality.py) and
 speed. Speed is the end-to-end time of one call of the runtime (pre-process, inference, post-process)
 on an imgsz x imgsz image, interleaved across formats round by round so a noisy machine slows all of
-them alike; the figure is the median over rounds of each round's median.
+them alike; the figure is the median over rounds of each round's median. Each format's turn starts with
+two untimed calls: ONNX Runtime's and PyTorch's worker threads spin for a while after a run, and on two
+cores the previous runtime's spinning threads would otherwise slow the next one's first calls (measured:
+the INT8 graph timed right after the FP32 one looked 1.3x slower than FP32; alone it is 1.3x faster).
 """
 
 from __future__ import annotations
@@ -117,6 +120,8 @@ def benchmark(weights: str | Path, data: str | Path | None = None, split: str = 
     for i in range(rounds):
         say(f"timing round {i + 1}/{rounds}")
         for key, call in calls.items():
+            time.sleep(0.05)  # let the previous runtime's spinning worker threads go idle
+            call(rgb), call(rgb)  # untimed: caches and thread pools back to this runtime
             times = []
             for _ in range(reps):
                 t = time.perf_counter()

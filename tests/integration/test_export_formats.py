@@ -119,6 +119,12 @@ def test_openvino_export_matches_onnx_and_predicts(cli, edge_weights, tiny_seg, 
     r = cli("predict", "--weights", out, "--source", tiny_seg / "images", "--json", "--max-frames", 2)
     assert r.code == 0, r.err
     assert len([line for line in r.out.splitlines() if line.startswith("{")]) == 2
+    half = tmp_path / "half_openvino_model"
+    r = cli("export", "--weights", edge_weights, "--format", "openvino", "--half", "--imgsz", 64, "--out", half)
+    assert r.code == 0, r.err
+    assert json.loads((half / "metadata.json").read_text())["precision"] == "fp16"
+    assert (half / "half.bin").stat().st_size < 0.6 * (out / "edge.bin").stat().st_size  # FP16 weights
+    assert np.abs(open_backend(half).run(x)[0] - ort_.run(x)[0]).max() < 0.05
 
 
 def test_benchmark_rows_files_and_agreeing_metrics(cli, edge_weights, tiny_seg, tmp_path, monkeypatch):

@@ -323,7 +323,7 @@ def methods_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 @app.command("kfold")
 def kfold_cmd(
     task: Annotated[str, typer.Argument(help="segment")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")] = None,
+    overrides: OverridesArg = None,
     k: Annotated[int, typer.Option("--k", help="Number of folds.")] = 5,
     data: DataOpt = None,
     model: Annotated[str | None, typer.Option("--model", "--student", help="Model (student) name.")] = None,

@@ -244,7 +244,8 @@ class DetectTrainConfig(BaseModel):
     lr: float = Field(1e-4, gt=0, description="adamw: 1e-4; sgd (momentum 0.9): e.g. 0.01")
     weight_decay: float = Field(1e-4, ge=0)
     scheduler: Literal["cosine", "none"] = "cosine"
-    grad_clip: float = Field(10.0, ge=0, description="gradient-norm clipping (0: off)")
+    grad_clip: float = Field(10.0, ge=0, description="gradient-norm clipping (0: off); RetinaNet from random weights "
+                             "has large box gradients in its first steps")
     monitor: Literal["map_50", "map"] = Field("map_50", description="validation metric for best.pt and early "
                                               "stopping (map: COCO mAP 0.5:0.95)")
     patience: int = Field(20, ge=0, description="early-stopping patience in epochs (0: off)")

@@ -62,11 +62,6 @@ class DetectModule(L.LightningModule):
             if key in metrics:
                 self.log(f"val/{key}", max(0.0, metrics[key]), prog_bar=key == "map_50")  # -1: nothing to measure
 
-    def on_before_optimizer_step(self, optimizer) -> None:
-        clip = float(self.cfg.get("grad_clip") or 0)
-        if clip > 0:  # RetinaNet from random weights: the first steps' box gradients are large
-            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
-
     def configure_optimizers(self):
         return configure_optimizers(self.parameters(), self.cfg, monitor="val/map_50")
 

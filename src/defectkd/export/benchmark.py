@@ -85,6 +85,7 @@ def benchmark(weights: str | Path, data: str | Path | None = None, split: str = 
     say("pytorch")
     runtimes["pytorch"] = _torch_runtime(weights, task, imgsz)
     rows.append({"format": "pytorch", "status": "ok", "size_mb": _weights_size(weights)})
+    fp32 = None  # the onnx row's export, which the other formats convert from
     for fmt in wanted:
         row = {"format": fmt.name}
         rows.append(row)
@@ -98,8 +99,10 @@ def benchmark(weights: str | Path, data: str | Path | None = None, split: str = 
 
             r = export_model(weights, fmt.name, imgsz=imgsz if task == "segment" else None, data=data if
                              fmt.name == "onnx-int8" else None, fraction=fraction if fmt.name == "onnx-int8" else None,
-                             out=out_dir / ("model" + fmt.suffix), threads=threads)
+                             out=out_dir / ("model" + fmt.suffix), threads=threads, fp32=fp32)
             runtimes[fmt.name] = open_runtime(r["file"], threads)
+            if fmt.name == "onnx":
+                fp32 = r
             row.update(status="ok", size_mb=r["size_mb"])
         except DefectKDError as exc:
             row["status"] = f"error: {exc}"

@@ -46,9 +46,10 @@ def export_model(weights: Path, format: str = "onnx", imgsz: int | None = None, 
                  opset: int = 17, out: str | Path | None = None, image: str | Path | None = None,
                  overwrite: bool = False, half: bool = False, int8: bool = False, data: str | Path | None = None,
                  fraction: float | None = None, max_drop: float | None = None, threads: int | None = None,
-                 progress: Callable[[], None] | None = None) -> dict:
+                 progress: Callable[[], None] | None = None, fp32: dict | None = None) -> dict:
     """Export WEIGHTS to FORMAT; returns the summary `defectkd export` prints (file, size, deviation and, for
-    INT8, the validation metric before and after)."""
+    INT8, the validation metric before and after). `fp32`: the summary of an ONNX export of the same weights,
+    imgsz, dynamic and opset, to convert from instead of exporting again (benchmark exports it once)."""
     fmt = resolve_format(format, int8)
     check_options(fmt, {"dynamic": dynamic, "half": half, "int8": int8, "data": data, "fraction": fraction,
                         "max_drop": max_drop})
@@ -68,12 +69,12 @@ def export_model(weights: Path, format: str = "onnx", imgsz: int | None = None, 
                               overwrite=overwrite), "format": "onnx"}
     with tempfile.TemporaryDirectory() as tmp:
         return _convert(fmt, weights, Path(tmp), out, imgsz, dynamic, opset, image, half, quantized, data,
-                        fraction, max_drop, threads, progress)
+                        fraction, max_drop, threads, progress, fp32)
 
 
 def _convert(fmt: ExportFormat, weights: Path, tmp: Path, out: Path, imgsz: int | None, dynamic: bool, opset: int,
              image, half: bool, quantized: bool, data, fraction: float | None, max_drop: float | None,
-             threads: int | None, progress) -> dict:
+             threads: int | None, progress, base: dict | None) -> dict:
     from ..deploy.backends import open_runtime
     from ..engine.checkpoint import load_checkpoint_model
     from .quality import METRIC_NAMES, eval_images, model_task, pick_calibration, score
@@ -81,7 +82,8 @@ def _convert(fmt: ExportFormat, weights: Path, tmp: Path, out: Path, imgsz: int 
     _, hp = load_checkpoint_model(weights)
     task = model_task(hp)
     checked = eval_images(hp, data, "val") if quantized else None  # a data problem shows before the slow part
-    base = export_onnx(weights, imgsz=imgsz, dynamic=dynamic, opset=opset, out=tmp / "model.onnx", image=image)
+    base = base or export_onnx(weights, imgsz=imgsz, dynamic=dynamic, opset=opset, out=tmp / "model.onnx",
+                               image=image)
     fp32 = open_runtime(base["file"], threads)
     summary = {**base, "format": fmt.name, "task": task, "precision": "int8" if quantized else
                "fp16" if half else "fp32"}

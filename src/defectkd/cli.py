@@ -151,6 +151,9 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config fi
 NameOpt = Annotated[str | None, typer.Option("--name", help="Run name (runs/<task>/<name>).")]
 SeedOpt = Annotated[int | None, typer.Option("--seed")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu or gpu.")]
+DevicesOpt = Annotated[int | None, typer.Option("--devices", help="Processes (CPU) or GPUs per node; >1: DDP.")]
+NumNodesOpt = Annotated[int | None, typer.Option("--num-nodes", help="Machines (launch with torchrun/SLURM).")]
+StrategyOpt = Annotated[str | None, typer.Option("--strategy", help="auto, ddp or ddp_spawn.")]
 ResumeOpt = Annotated[Path | None, typer.Option("--resume", help="Run folder or last.pt to continue.")]
 
 
@@ -167,6 +170,9 @@ def train_cmd(
     name: NameOpt = None,
     seed: SeedOpt = None,
     device: DeviceOpt = None,
+    devices: DevicesOpt = None,
+    num_nodes: NumNodesOpt = None,
+    strategy: StrategyOpt = None,
     pretrained: Annotated[str | None, typer.Option("--pretrained", help="Local weights to start from.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Drop bad pairs instead of refusing.")] = False,
     resume: ResumeOpt = None,
@@ -175,13 +181,16 @@ def train_cmd(
     from .api import train
 
     options = {"data": data, "model": model, "epochs": epochs, "imgsz": imgsz, "batch": batch, "name": name,
-               "seed": seed, "device": device, "pretrained": pretrained, "skip_bad": skip_bad or None}
+               "seed": seed, "device": device, "pretrained": pretrained, "skip_bad": skip_bad or None,
+               "devices": devices, "num_nodes": num_nodes, "strategy": strategy}
     summary = train(task, config=config, overrides=overrides, resume=resume, **options)
     _print_summary(summary, "validation (best.pt, crack class)")
 
 
 def _print_summary(summary: dict, title: str) -> None:
     """The final table of a run: the model (and the teacher, for distillation) on the validation images."""
+    if summary.get("secondary"):  # a DDP worker process: the primary one prints the table
+        return
     rows = [{"model": summary["model"], "role": "student" if "teacher" in summary else "model",
              "parameters": summary.get("parameters"), "epochs": summary["epochs_run"], **summary["val"]}]
     if "teacher" in summary:
@@ -274,6 +283,9 @@ def distill_cmd(
     name: NameOpt = None,
     seed: SeedOpt = None,
     device: DeviceOpt = None,
+    devices: DevicesOpt = None,
+    num_nodes: NumNodesOpt = None,
+    strategy: StrategyOpt = None,
     resume: ResumeOpt = None,
 ) -> None:
     """Distil a teacher into a student: online (--teacher) or from cached soft labels (--soft-labels)."""
@@ -282,7 +294,7 @@ def distill_cmd(
     options = {"teacher": teacher, "model": student, "data": data, "method": method, "T": T, "alpha": alpha,
                "feat": feat or None,
                "soft_labels": soft_labels, "epochs": epochs, "imgsz": imgsz, "batch": batch, "name": name,
-               "seed": seed, "device": device}
+               "seed": seed, "device": device, "devices": devices, "num_nodes": num_nodes, "strategy": strategy}
     summary = distill(task, config=config, overrides=overrides, resume=resume, **options)
     _print_summary(summary, "validation (best.pt, crack class)")
 

@@ -15,7 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 
-class SegmentTrainConfig(BaseModel):
+class ScaleOut(BaseModel):
+    """Multi-process training through Lightning: processes per node, nodes, and the strategy (PyTorch DDP)."""
+
+    devices: int = Field(1, ge=1, description="processes (CPU) or GPUs per node; >1 trains with DDP")
+    num_nodes: int = Field(1, ge=1, description="machines; >1 needs a launcher (torchrun, SLURM) on each node")
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = Field(
+        "auto", description="auto: one process, or ddp when devices/num_nodes ask for more")
+
+
+class SegmentTrainConfig(ScaleOut):
     """Everything that defines a segmentation training run (saved as the run's config.yaml)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -142,7 +151,7 @@ class DistillSegmentConfig(SegmentTrainConfig):
         return any(t.on == "features" for t in self.losses or [])
 
 
-class ClassifyTrainConfig(BaseModel):
+class ClassifyTrainConfig(ScaleOut):
     """Everything that defines a defect-classification training run (saved as the run's config.yaml)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -221,7 +230,7 @@ class DistillClassifyConfig(ClassifyTrainConfig):
         return self
 
 
-class DetectTrainConfig(BaseModel):
+class DetectTrainConfig(ScaleOut):
     """Everything that defines a defect-detection training run (saved as the run's config.yaml)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())

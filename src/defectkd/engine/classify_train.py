@@ -22,8 +22,8 @@ from .callbacks import EpochSummary, fmt
 from .checkpoint import load_checkpoint_model, save_deploy_file
 from .classify_evaluate import evaluate_classifier, model_class_names
 from .classify_module import ClassifyDistillModule, ClassifyModule
+from .ddp import is_primary, secondary_summary, shared_run_dir
 from .fit import fit_lightning, start_run
-from .runs import new_run_dir
 from .teacher import EnsembleTeacher, join_files, teacher_files
 
 
@@ -110,11 +110,12 @@ def fit_classify(cfg: ClassifyTrainConfig, resume: Path | None = None, run_dir: 
     if cfg.channels_last:
         module = module.to(memory_format=torch.channels_last)
     if run_dir is None:
-        run_dir = new_run_dir(cfg.project, cfg.task, cfg.name or _default_name(cfg))
+        run_dir = shared_run_dir(cfg.project, cfg.task, cfg.name or _default_name(cfg), cfg.num_nodes)
     weights = run_dir / "weights"
     weights.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-    if resume is None:
+    if is_primary():  # under DDP every process runs this set-up; one writes
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    if resume is None and is_primary():
         (run_dir / "data.json").write_text(json.dumps({
             "validation_split": how, "train_images": len(train), "val_images": len(val),
             "val_files": [str(s.image) for s in val],
@@ -131,6 +132,8 @@ def fit_classify(cfg: ClassifyTrainConfig, resume: Path | None = None, run_dir: 
     monitor = f"val/{cfg.monitor}"
     trainer, best_file = fit_lightning(module, train_dl, val_dl, cfg, run_dir, ClassifyEpochSummary(run_dir, console),
                                        accelerator, monitor, resume)
+    if not trainer.is_global_zero:
+        return secondary_summary(run_dir, trainer)
     deploy = save_deploy_file(best_file, weights / "deploy.pt")
     model, _ = load_checkpoint_model(best_file)
     final = evaluate_classifier(model, val, source.classes, cfg.imgsz, cfg.batch,

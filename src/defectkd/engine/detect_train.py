@@ -20,10 +20,10 @@ from ..info import count_parameters
 from ..models import model_spec
 from .callbacks import EpochSummary, fmt
 from .checkpoint import load_checkpoint_model, save_deploy_file
+from .ddp import is_primary, secondary_summary, shared_run_dir
 from .detect_evaluate import evaluate_detector, model_class_names
 from .detect_module import DetectDistillModule, DetectModule
 from .fit import fit_lightning, start_run
-from .runs import new_run_dir
 from .teacher import join_files, teacher_files
 
 
@@ -94,11 +94,12 @@ def fit_detect(cfg: DetectTrainConfig, resume: Path | None = None, run_dir: Path
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if run_dir is None:
-        run_dir = new_run_dir(cfg.project, cfg.task, cfg.name or _default_name(cfg))
+        run_dir = shared_run_dir(cfg.project, cfg.task, cfg.name or _default_name(cfg), cfg.num_nodes)
     weights = run_dir / "weights"
     weights.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-    if resume is None:
+    if is_primary():  # under DDP every process runs this set-up; one writes
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    if resume is None and is_primary():
         keys = ("layout", "classes", "splits", "per_class", "background_images", "boxes_clipped", "boxes_dropped",
                 "image_sizes")
         (run_dir / "data.json").write_text(json.dumps({
@@ -108,6 +109,8 @@ def fit_detect(cfg: DetectTrainConfig, resume: Path | None = None, run_dir: Path
 
     trainer, best_file = fit_lightning(module, train_dl, val_dl, cfg, run_dir, DetectEpochSummary(run_dir, console),
                                        accelerator, f"val/{cfg.monitor}", resume)
+    if not trainer.is_global_zero:
+        return secondary_summary(run_dir, trainer)
     deploy = save_deploy_file(best_file, weights / "deploy.pt")
     model, _ = load_checkpoint_model(best_file)
     final = evaluate_detector(model, val, source.classes, cfg.batch, pr_png=run_dir / "pr_curve.png",

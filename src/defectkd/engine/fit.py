@@ -12,8 +12,11 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from torch.utils.data import DataLoader, DistributedSampler
 
+from .ddp import ShardRecord
 from .device import pick_accelerator, pick_precision
 
 
@@ -27,14 +30,15 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
     for ckpt in (best, last):
         ckpt.FILE_EXTENSION = ".pt"
     interactive = sys.stderr.isatty()  # logs and CI get the epoch lines only, not redrawn bars
-    callbacks: list[L.Callback] = [best, last, summary]
+    callbacks: list[L.Callback] = [best, last, summary, ShardRecord(run_dir)]
     if interactive:
         callbacks.append(RichProgressBar(leave=False))
     if cfg.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience))
     precision = pick_precision(cfg.precision, accelerator, getattr(module.model, "autocast_ok", True))
     trainer = L.Trainer(
-        accelerator=accelerator, devices=1, precision=precision,
+        accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
+        precision=precision,
         max_epochs=cfg.epochs, max_time={"minutes": cfg.time_limit} if cfg.time_limit else None,
         callbacks=callbacks, logger=False, default_root_dir=run_dir, num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, len(train_dl))), deterministic=accelerator == "cpu",
@@ -44,9 +48,27 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*deterministic.*")
+        warnings.filterwarnings("ignore", ".*sync_dist=True.*")  # every rank validates on the whole set
+        val_dl = whole_on_every_rank(val_dl) if cfg.devices * cfg.num_nodes > 1 else val_dl
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None)
     best_file = weights / "best.pt" if (weights / "best.pt").exists() else weights / "last.pt"
     return trainer, best_file
+
+
+def whole_on_every_rank(loader: DataLoader) -> DataLoader:
+    """Validation sees every image in every process: a one-replica DistributedSampler is one Lightning keeps
+    under DDP, so each rank computes the same full-set metric and best.pt follows it (no sharded averages)."""
+    sampler = DistributedSampler(loader.dataset, num_replicas=1, rank=0, shuffle=False)
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler, num_workers=loader.num_workers,
+                      collate_fn=loader.collate_fn, persistent_workers=loader.persistent_workers)
+
+
+def check_devices(cfg, accelerator: str) -> None:
+    """More GPUs than the machine has is refused in one line before anything is written."""
+    from ..errors import ConfigError
+
+    if accelerator == "gpu" and cfg.devices > torch.cuda.device_count():
+        raise ConfigError(f"devices: {cfg.devices} asked for, this machine has {torch.cuda.device_count()} GPU(s)")
 
 
 def start_run(cfg, task: str, task_label: str, resume: Path | None) -> str:
@@ -59,6 +81,7 @@ def start_run(cfg, task: str, task_label: str, resume: Path | None) -> str:
 
     quiet_lightning()
     accelerator = pick_accelerator(cfg.device)
+    check_devices(cfg, accelerator)
     if model_spec(cfg.model).task != task:
         raise ConfigError(f"model {cfg.model!r} is a {model_spec(cfg.model).task} model; {task_label} models: "
                           f"{', '.join(list_models(task))}")

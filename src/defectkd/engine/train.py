@@ -27,11 +27,11 @@ from ..errors import DataError
 from ..info import count_parameters
 from .callbacks import EpochSummary
 from .checkpoint import safe_load, save_deploy_file
+from .ddp import is_primary, secondary_summary, shared_run_dir
 from .device import pick_accelerator
 from .distill import prepare_distillation
 from .evaluate import evaluate_model, evaluate_weights
-from .fit import fit_lightning
-from .runs import new_run_dir
+from .fit import check_devices, fit_lightning
 from .segment_module import SegmentModule
 from .teacher import load_teacher
 
@@ -87,6 +87,7 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
     console = console or Console(stderr=True)
     quiet_lightning()
     accelerator = pick_accelerator(cfg.device)  # before anything is written: a bad choice leaves no trace
+    check_devices(cfg, accelerator)
     if resume is not None:
         safe_load(resume)  # refuse pickled code before the run is touched or Lightning reads the file
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -102,11 +103,12 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
     if cfg.channels_last:
         module = module.to(memory_format=torch.channels_last)
     if run_dir is None:
-        run_dir = new_run_dir(cfg.project, cfg.task, cfg.name or _default_name(cfg))
+        run_dir = shared_run_dir(cfg.project, cfg.task, cfg.name or _default_name(cfg), cfg.num_nodes)
     weights = run_dir / "weights"
     weights.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))  # a resume may extend epochs
-    if resume is None:
+    if is_primary():  # under DDP every process runs this set-up; one writes (a resume may extend epochs)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    if resume is None and is_primary():
         (run_dir / "data.json").write_text(json.dumps({
             "validation_split": how, "train_pairs": len(train), "val_pairs": len(val),
             "val_images": [str(s.image) for s in val], "train_images": len(train_ds),
@@ -115,6 +117,8 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
 
     trainer, best_file = fit_lightning(module, train_dl, val_dl, cfg, run_dir, EpochSummary(run_dir, console),
                                        accelerator, "val/f1", resume)
+    if not trainer.is_global_zero:
+        return secondary_summary(run_dir, trainer)
     deploy = save_deploy_file(best_file, weights / "deploy.pt")
     final = evaluate_weights(best_file, val_dl.dataset.samples, threshold=cfg.threshold, tolerant=True)
     summary = {"run": str(run_dir), "model": cfg.model, "epochs_run": trainer.current_epoch,

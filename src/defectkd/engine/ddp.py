@@ -74,7 +74,8 @@ class ShardRecord(L.Callback):
             return
         self._done = True
         sampler = trainer.train_dataloader.sampler
-        indices = [int(i) for i in sampler]
+        n = len(trainer.train_dataloader.dataset)
+        indices = [int(key) % n for key in sampler]  # keys carry the epoch (epoch_seed.EpochShuffle)
         out = self.run_dir / "shards"
         out.mkdir(exist_ok=True)
         (out / f"rank{trainer.global_rank}.json").write_text(

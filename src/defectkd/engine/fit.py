@@ -14,10 +14,10 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
-from torch.utils.data import DataLoader, DistributedSampler
 
 from .ddp import ShardRecord
 from .device import pick_accelerator, pick_precision
+from .epoch_seed import EpochSeed, epoch_seeded_loader
 
 
 def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Path, summary: L.Callback,
@@ -30,7 +30,7 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
     for ckpt in (best, last):
         ckpt.FILE_EXTENSION = ".pt"
     interactive = sys.stderr.isatty()  # logs and CI get the epoch lines only, not redrawn bars
-    callbacks: list[L.Callback] = [best, last, summary, ShardRecord(run_dir)]
+    callbacks: list[L.Callback] = [best, last, summary, ShardRecord(run_dir), EpochSeed(cfg.seed)]
     if interactive:
         callbacks.append(RichProgressBar(leave=False))
     if cfg.patience > 0:
@@ -44,23 +44,15 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
         log_every_n_steps=max(1, min(50, len(train_dl))), deterministic=accelerator == "cpu",
         enable_model_summary=False, enable_progress_bar=interactive,
         gradient_clip_val=getattr(cfg, "grad_clip", 0.0) or None,
+        use_distributed_sampler=False,  # EpochShuffle shards training under DDP; every rank validates on all
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*deterministic.*")
         warnings.filterwarnings("ignore", ".*sync_dist=True.*")  # every rank validates on the whole set
-        val_dl = whole_on_every_rank(val_dl) if cfg.devices * cfg.num_nodes > 1 else val_dl
-        trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None)
+        trainer.fit(module, epoch_seeded_loader(train_dl, cfg.seed), val_dl, ckpt_path=str(resume) if resume else None)
     best_file = weights / "best.pt" if (weights / "best.pt").exists() else weights / "last.pt"
     return trainer, best_file
-
-
-def whole_on_every_rank(loader: DataLoader) -> DataLoader:
-    """Validation sees every image in every process: a one-replica DistributedSampler is one Lightning keeps
-    under DDP, so each rank computes the same full-set metric and best.pt follows it (no sharded averages)."""
-    sampler = DistributedSampler(loader.dataset, num_replicas=1, rank=0, shuffle=False)
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler, num_workers=loader.num_workers,
-                      collate_fn=loader.collate_fn, persistent_workers=loader.persistent_workers)
 
 
 def check_devices(cfg, accelerator: str) -> None:

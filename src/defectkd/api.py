@@ -226,6 +226,23 @@ def export(weights: str | Path, format: str = "onnx", imgsz: int | None = None, 
                         max_drop=max_drop, threads=threads, progress=progress)
 
 
+def report(runs: list[str | Path], out: str | Path | None = None, project: str | Path = "runs",
+           name: str = "report", title: str = "defectkd report") -> dict:
+    """One Markdown + HTML report (tables and plots) of run folders: training, val, robustness, kfold and
+    benchmark runs. Writes to OUT (new or empty) or to a new runs/report/<name>/; returns the files written."""
+    from .engine.runs import fresh_dir, new_run_dir
+    from .report import build_report, run_kind
+
+    for p in runs:  # every folder is checked before anything is written
+        if not Path(p).is_dir():
+            raise DataError(f"{p}: run folder not found")
+        run_kind(Path(p))
+    if not runs:
+        raise ConfigError("report: give at least one run folder")
+    save = fresh_dir(out) if out is not None else new_run_dir(project, "report", name)
+    return build_report(list(runs), save, title)
+
+
 def benchmark(weights: str | Path, data: str | Path | None = None, split: str = "test", imgsz: int = 448,
               formats: list[str] | None = None, threads: int | None = 2, rounds: int = 5, reps: int = 5,
               limit: int | None = None, fraction: float | None = None, project: str | Path = "runs",

@@ -509,6 +509,20 @@ def benchmark_cmd(
     out.print(f"saved {r['save_dir']}/benchmark.csv, benchmark.md, benchmark.json", highlight=False)
 
 
+@app.command("report")
+def report_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (train, val, robustness, kfold, benchmark).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder (new or empty).")] = None,
+    name: Annotated[str, typer.Option("--name", help="Run name (runs/report/<name>).")] = "report",
+    title: Annotated[str, typer.Option("--title")] = "defectkd report",
+) -> None:
+    """Turn runs into one Markdown and HTML report with tables and plots (report.md, report.html, PNGs)."""
+    from .api import report
+
+    r = report(runs, out=out_dir, name=name, title=title)
+    out.print(f"report of {len(r['runs'])} runs: {r['save_dir']}/report.md and report.html", highlight=False)
+
+
 @app.command("predict")
 def predict_cmd(
     weights: Annotated[Path, typer.Option("--weights", help=".pt (PyTorch) or .onnx (ONNX Runtime) file.")],

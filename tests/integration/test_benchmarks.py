@@ -91,3 +91,12 @@ def test_edge_speed_quick(capsys, tmp_path):
     assert result["mcff-l"]["gmacs"] == pytest.approx(34.97 / 49, abs=0.01)  # MACs scale with pixels, 448 -> 64
     assert all(r["ort_fps"] > 0 and r["torch_fps"] > 0 and r["max_abs_diff"] < 1e-4 for r in result.values())
     assert all(r["int8_speedup"] > 0 and r["int8_ort_ms"] > 0 for r in result.values())
+
+
+def test_int8_variants_quick(capsys, tmp_path):
+    assert _load("int8_variants").main(["--quick", "--work", str(tmp_path)]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert [r[0].strip() for r in rows[1:]] == ["fp32", "qdq-all", "qop-conv"]
+    assert all(0.0 <= float(r[1]) <= 1.0 and float(r[3]) > 0 for r in rows[1:])
+    saved = json.loads(next(tmp_path.glob("int8_variants-*.json")).read_text())
+    assert saved[0]["variant"] == "fp32" and saved[0]["speedup"] == 1.0

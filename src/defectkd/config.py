@@ -29,40 +29,45 @@ class SegmentTrainConfig(ScaleOut):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    task: Literal["segment"] = "segment"
+    task: Literal["segment"] = Field("segment", description="fixed by the verb")
     data: str = Field(description="data set folder (any supported layout)")
     model: str = Field("mcff-l", description="registered model name (see `defectkd models`)")
     classes: int = Field(2, ge=1, le=2, description="2: crack/background softmax; 1: sigmoid")
     norm: Literal["batch", "instance"] | None = Field(None, description="MCFF models only")
     pretrained: str | None = Field(None, description="local weights file to start from")
-    epochs: int = Field(50, ge=1)
+    epochs: int = Field(50, ge=1, description="training epochs")
     imgsz: int = Field(256, ge=32, description="training crop size (validation uses full images)")
-    batch: int = Field(8, ge=1)
-    workers: int = Field(2, ge=0)
-    optimizer: Literal["adamw", "rmsprop"] = "adamw"
-    lr: float = Field(2e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
+    batch: int = Field(8, ge=1, description="images per step (per process under DDP)")
+    workers: int = Field(2, ge=0, description="DataLoader worker processes (0: load in the training process)")
+    optimizer: Literal["adamw", "rmsprop"] = Field("adamw", description="optimizer")
+    lr: float = Field(2e-3, gt=0, description="peak learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW/RMSprop weight decay")
+    scheduler: Literal["cosine", "plateau", "none"] = Field(
+        "cosine", description="learning-rate schedule over the epochs")
     patience: int = Field(30, ge=0, description="early-stopping patience in epochs (0: off)")
     loss: str = Field("ce+dice", description="task loss terms joined by '+': ce, dice, focal, tversky, mcff")
     pos_weight: float = Field(3.0, gt=0, description="crack-class weight of the ce term (3: best measured)")
     aux_weight: float = Field(0.4, ge=0, description="weight of non-main heads (MCFF's path heads)")
     mask_dilate: int = Field(0, ge=0, description="dilate masks on load, 3x3 iterations (MCFF paper: 3)")
     threshold: float = Field(0.5, gt=0, lt=1, description="crack-probability threshold for P/R/F1/IoU")
-    val_fraction: float = Field(0.1, gt=0, lt=1)
-    split_seed: int = 0
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1, description="share of training pairs held out for validation when there is no val split")
+    split_seed: int = Field(0, description="seed of the train/validation split")
     folds: int | None = Field(None, ge=2, description="k-fold cross-validation: number of folds (set by kfold)")
     fold: int | None = Field(None, ge=0, description="k-fold: which fold validates, 0-based")
-    seed: int = 0
-    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
-    channels_last: bool = True
+    seed: int = Field(
+        0, description="seed of weights, batches, augmentation and noise (a resumed run continues the same streams)")
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
+        "auto", description="auto: bf16 autocast on CPUs/GPUs that have it, else 32")
+    channels_last: bool = Field(True, description="NHWC memory format (faster on CPU)")
     cache: bool = Field(True, description="keep decoded images in memory")
     time_limit: float | None = Field(None, gt=0, description="stop training after this many minutes")
     grad_clip: float = Field(0.0, ge=0, description="clip the gradient norm to this (0: off)")
     skip_bad: bool = Field(False, description="drop unreadable/mismatched pairs instead of refusing")
-    device: Literal["auto", "cpu", "gpu"] = "auto"
-    project: str = "runs"
-    name: str | None = None
+    device: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto: a GPU when there is one")
+    project: str = Field("runs", description="root folder of runs (runs/<task>/<name>)")
+    name: str | None = Field(
+        None, description="run name (default: from model and method); an existing run is never overwritten")
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> SegmentTrainConfig:
@@ -89,8 +94,10 @@ class LossTerm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: str = Field(description="a method of defectkd.distill.list_methods()")
-    on: Literal["logits", "features"] = "logits"
-    weight: float = Field(1.0, ge=0)
+    on: Literal["logits", "features"] = Field(
+        "logits", description="logits (every head) or features (the `feat` pairs)")
+    weight: float = Field(
+        1.0, ge=0, description="config-level weight of this term (the loss keeps its own coefficients)")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of build_loss")
     feat: list[str] | None = Field(None, description="this term's student.path:teacher.path pairs")
 
@@ -156,7 +163,7 @@ class ClassifyTrainConfig(ScaleOut):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    task: Literal["classify"] = "classify"
+    task: Literal["classify"] = Field("classify", description="fixed by the verb")
     data: str = Field(description="class folders (optionally in train/val/test), a path,label CSV, or "
                       "images/<class>_<n>.jpg (NEU-DET) with optional splits/*.txt")
     model: str = Field("cmi", description="registered classify model (see `defectkd models`)")
@@ -164,31 +171,34 @@ class ClassifyTrainConfig(ScaleOut):
                                           "data must have exactly these classes (this order is the output order)")
     width: float | None = Field(None, gt=0, le=2, description="width multiplier of mobilenetv2 / cmi")
     pretrained: str | None = Field(None, description="local weights file to start from (torchvision keys work)")
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(30, ge=1, description="training epochs")
     imgsz: int = Field(128, ge=32, description="every image is resized (validation) or crop-resized (training) "
                        "to imgsz x imgsz")
-    batch: int = Field(32, ge=1)
-    workers: int = Field(2, ge=0)
-    optimizer: Literal["adamw", "sgd"] = "adamw"
+    batch: int = Field(32, ge=1, description="images per step (per process under DDP)")
+    workers: int = Field(2, ge=0, description="DataLoader worker processes (0: load in the training process)")
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="optimizer")
     lr: float = Field(1e-3, gt=0, description="adamw: 1e-3; sgd (momentum 0.9, nesterov): e.g. 0.05")
-    weight_decay: float = Field(1e-4, ge=0)
-    scheduler: Literal["cosine", "none"] = "cosine"
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW/RMSprop weight decay")
+    scheduler: Literal["cosine", "none"] = Field("cosine", description="learning-rate schedule over the epochs")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
     monitor: Literal["accuracy", "f1"] = Field("accuracy", description="validation metric for best.pt and "
                                                "early stopping (f1: macro)")
     patience: int = Field(20, ge=0, description="early-stopping patience in epochs (0: off)")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of each class drawn for validation when the "
                                 "data set has no val split")
-    split_seed: int = 0
-    seed: int = 0
-    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
-    channels_last: bool = True
+    split_seed: int = Field(0, description="seed of the train/validation split")
+    seed: int = Field(
+        0, description="seed of weights, batches, augmentation and noise (a resumed run continues the same streams)")
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
+        "auto", description="auto: bf16 autocast on CPUs/GPUs that have it, else 32")
+    channels_last: bool = Field(True, description="NHWC memory format (faster on CPU)")
     cache: bool = Field(True, description="keep decoded images in memory")
     time_limit: float | None = Field(None, gt=0, description="stop training after this many minutes")
     skip_bad: bool = Field(False, description="drop unreadable or missing images instead of refusing")
-    device: Literal["auto", "cpu", "gpu"] = "auto"
-    project: str = "runs"
-    name: str | None = None
+    device: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto: a GPU when there is one")
+    project: str = Field("runs", description="root folder of runs (runs/<task>/<name>)")
+    name: str | None = Field(
+        None, description="run name (default: from model and method); an existing run is never overwritten")
 
     _precision_as_text = field_validator("precision", mode="before")(
         SegmentTrainConfig._precision_as_text.__func__)
@@ -235,7 +245,7 @@ class DetectTrainConfig(ScaleOut):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    task: Literal["detect"] = "detect"
+    task: Literal["detect"] = Field("detect", description="fixed by the verb")
     data: str = Field(description="Pascal VOC (images/ + annotations/*.xml, NEU-DET), COCO JSON or YOLO txt "
                       "(images/ + labels/), with optional splits")
     model: str = Field("retinanet-r18", description="registered detect model (see `defectkd models`)")
@@ -243,16 +253,16 @@ class DetectTrainConfig(ScaleOut):
                                           "classes in this order (an object of another class is a data problem)")
     pretrained: str | None = Field(None, description="local weights to start from (a torchvision RetinaNet or "
                                    "ImageNet ResNet state dict works)")
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(30, ge=1, description="training epochs")
     imgsz: int = Field(224, ge=32, description="images are resized so that their longer side is imgsz (the "
                        "detector's min_size = max_size), then padded to a multiple of 32")
     anchor_base: int | None = Field(None, ge=4, description="smallest anchor size (P3; default 32, torchvision's)")
-    batch: int = Field(8, ge=1)
-    workers: int = Field(2, ge=0)
-    optimizer: Literal["adamw", "sgd"] = "adamw"
+    batch: int = Field(8, ge=1, description="images per step (per process under DDP)")
+    workers: int = Field(2, ge=0, description="DataLoader worker processes (0: load in the training process)")
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="optimizer")
     lr: float = Field(1e-4, gt=0, description="adamw: 1e-4; sgd (momentum 0.9): e.g. 0.01")
-    weight_decay: float = Field(1e-4, ge=0)
-    scheduler: Literal["cosine", "none"] = "cosine"
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW/RMSprop weight decay")
+    scheduler: Literal["cosine", "none"] = Field("cosine", description="learning-rate schedule over the epochs")
     grad_clip: float = Field(10.0, ge=0, description="gradient-norm clipping (0: off); RetinaNet from random weights "
                              "has large box gradients in its first steps")
     monitor: Literal["map_50", "map"] = Field("map_50", description="validation metric for best.pt and early "
@@ -262,17 +272,19 @@ class DetectTrainConfig(ScaleOut):
                              "(mAP uses every box above the detector's 0.05)")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of the training images drawn for validation "
                                 "when the data set has no val split")
-    split_seed: int = 0
-    seed: int = 0
+    split_seed: int = Field(0, description="seed of the train/validation split")
+    seed: int = Field(
+        0, description="seed of weights, batches, augmentation and noise (a resumed run continues the same streams)")
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
         "32", description="32 by default: box decoding and NMS in bf16 move boxes by pixels")
     cache: bool = Field(True, description="keep decoded images in memory")
     time_limit: float | None = Field(None, gt=0, description="stop training after this many minutes")
     skip_bad: bool = Field(False, description="drop images with problems (unreadable, unknown class) instead of "
                            "refusing")
-    device: Literal["auto", "cpu", "gpu"] = "auto"
-    project: str = "runs"
-    name: str | None = None
+    device: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto: a GPU when there is one")
+    project: str = Field("runs", description="root folder of runs (runs/<task>/<name>)")
+    name: str | None = Field(
+        None, description="run name (default: from model and method); an existing run is never overwritten")
 
     _precision_as_text = field_validator("precision", mode="before")(
         SegmentTrainConfig._precision_as_text.__func__)

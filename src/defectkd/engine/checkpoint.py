@@ -55,9 +55,13 @@ def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
 
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
     """Rebuild the model saved in a defectkd checkpoint or deploy file; returns (model in eval mode,
-    hyper-parameters: model_name, model_kwargs, config with at least the threshold)."""
+    hyper-parameters: model_name, model_kwargs, config with at least the threshold). A run folder means its
+    weights/best.pt."""
     from ..models import build_model
+    from .runs import resolve_weights
 
+    if Path(path).is_dir():  # a run folder: its best.pt (else last.pt)
+        path = resolve_weights(path)
     ckpt = safe_load(path)
     if isinstance(ckpt, dict) and ckpt.get("format") == DEPLOY_FORMAT:
         hp = {"model_name": ckpt["model_name"], "model_kwargs": ckpt["model_kwargs"],

@@ -85,7 +85,7 @@ def test_two_devices_1000_frames_nothing_lost(tmp_path):
         for t in threads:
             t.join()
         stats = [s.close(timeout=10) for s in sinks]
-        assert wait_for(lambda: rx.stats()["stored"] == 1000, 15)
+        assert wait_for(lambda: rx.stats()["stored"] == 1000, 60), rx.stats()
         elapsed = time.perf_counter() - t0
         final = rx.stats()
     assert [s["sent"] for s in stats] == [500, 500] and [s["dropped"] for s in stats] == [0, 0]
@@ -147,7 +147,7 @@ def test_malformed_and_oversized_messages_are_counted_not_fatal(tmp_path):
         for _ in range(5):
             push.send_multipart([good, b"\x89PNG\r\n\x1a\n" + b"x" * 5000])  # over --max-bytes
         push.send_multipart([good, b""])
-        assert wait_for(lambda: rx.stats()["received"] == 1006, 15)
+        assert wait_for(lambda: rx.stats()["received"] == 1006, 60), rx.stats()
         stats = rx.stats()
         push.close()
     assert stats["malformed"] == 1000 and stats["dropped_oversize"] == 5 and stats["stored"] == 1
@@ -176,7 +176,7 @@ def test_curve_refuses_unknown_senders(tmp_path, cli):
         _send(trusted, 100, 20)
         trusted.close(timeout=10)
         # one refused handshake each: cam9's unknown key (ZAP) and the sender without CURVE (socket monitor)
-        assert wait_for(lambda: rx.stats()["stored"] == 20 and rx.stats()["refused_curve"] >= 2, 10)
+        assert wait_for(lambda: rx.stats()["stored"] == 20 and rx.stats()["refused_curve"] >= 2, 60), rx.stats()
         time.sleep(0.3)
         plain.close(timeout=0.2)
         stats = rx.stats()
@@ -187,7 +187,7 @@ def test_curve_refuses_unknown_senders(tmp_path, cli):
         (keys / "cam9.key").write_bytes((intruder / "cam9.key").read_bytes())
         with ZmqSink(url, device_id="cam9", curve_keys=intruder) as welcome:
             _send(welcome, 0, 5)
-        assert wait_for(lambda: rx.stats()["devices"].get("cam9", {}).get("stored", 0) == 5, 10)
+        assert wait_for(lambda: rx.stats()["devices"].get("cam9", {}).get("stored", 0) == 5, 60), rx.stats()
 
 
 def _get(url):

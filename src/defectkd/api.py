@@ -231,16 +231,11 @@ def report(runs: list[str | Path], out: str | Path | None = None, project: str |
     """One Markdown + HTML report (tables and plots) of run folders: training, val, robustness, kfold and
     benchmark runs. Writes to OUT (new or empty) or to a new runs/report/<name>/; returns the files written."""
     from .engine.runs import fresh_dir, new_run_dir
-    from .report import build_report, run_kind
+    from .report import build_report, load_runs
 
-    for p in runs:  # every folder is checked before anything is written
-        if not Path(p).is_dir():
-            raise DataError(f"{p}: run folder not found")
-        run_kind(Path(p))
-    if not runs:
-        raise ConfigError("report: give at least one run folder")
+    loaded = load_runs(list(runs))  # every folder is checked before anything is written
     save = fresh_dir(out) if out is not None else new_run_dir(project, "report", name)
-    return build_report(list(runs), save, title)
+    return build_report(loaded, save, title)
 
 
 def benchmark(weights: str | Path, data: str | Path | None = None, split: str = "test", imgsz: int = 448,

@@ -4,6 +4,7 @@ drift from what the code accepts: `python -m defectkd.config_docs > docs/configu
 from __future__ import annotations
 
 import re
+import types
 import typing
 
 from pydantic import BaseModel
@@ -26,7 +27,7 @@ def type_name(annotation) -> str:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is typing.Literal:
         return "one of: " + ", ".join(str(a) for a in args)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         parts = [type_name(a) for a in args if a is not type(None)]
         return " or ".join(parts) + (" or None" if type(None) in args else "")
     if origin in (list, tuple):

@@ -133,16 +133,18 @@ def _other_blocks(r: dict) -> list[Block]:
     return []
 
 
-def build_report(runs: list[str | Path], out: Path, title: str = "defectkd report") -> dict:
-    """Writes report.md, report.html and the pictures to `out` (an existing, empty folder)."""
+def load_runs(runs: list[str | Path]) -> list[dict]:
+    """Every run folder read and checked (before anything is written): kind, summary JSON, config, task."""
     if not runs:
         raise DataError("report: give at least one run folder")
-    loaded = []
     for p in runs:
-        path = Path(p)
-        if not path.is_dir():
-            raise DataError(f"{path}: run folder not found")
-        loaded.append(_load(path))
+        if not Path(p).is_dir():
+            raise DataError(f"{p}: run folder not found")
+    return [_load(Path(p)) for p in runs]
+
+
+def build_report(loaded: list[dict], out: Path, title: str = "defectkd report") -> dict:
+    """Writes report.md, report.html and the pictures of `load_runs`' runs to `out` (an existing, empty folder)."""
     blocks: list[Block] = [("h1", title), ("p", f"{len(loaded)} runs, written {time.strftime('%Y-%m-%d %H:%M')}")]
     training = [r for r in loaded if r["kind"] == "train"]
     for task in dict.fromkeys(r["task"] for r in training):

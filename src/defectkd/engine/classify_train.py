@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import torch
-import yaml
 from rich.console import Console
 from torch.utils.data import DataLoader
 
@@ -22,7 +21,7 @@ from .callbacks import EpochSummary, fmt
 from .checkpoint import load_checkpoint_model, save_deploy_file
 from .classify_evaluate import evaluate_classifier, model_class_names
 from .classify_module import ClassifyDistillModule, ClassifyModule
-from .ddp import is_primary, secondary_summary, shared_run_dir
+from .ddp import open_run_dir, secondary_summary
 from .fit import fit_lightning, start_run
 from .teacher import EnsembleTeacher, join_files, teacher_files
 
@@ -109,23 +108,17 @@ def fit_classify(cfg: ClassifyTrainConfig, resume: Path | None = None, run_dir: 
         raise ConfigError(str(exc)) from None
     if cfg.channels_last:
         module = module.to(memory_format=torch.channels_last)
-    if run_dir is None:
-        run_dir = shared_run_dir(cfg.project, cfg.task, cfg.name or _default_name(cfg), cfg.num_nodes)
+    run_dir = open_run_dir(cfg, _default_name(cfg), resolved, {
+        "validation_split": how, "train_images": len(train), "val_images": len(val),
+        "val_files": [str(s.image) for s in val],
+        "data_check": {k: report[k] for k in ("layout", "classes", "splits", "image_sizes")}}, run_dir, resume)
     weights = run_dir / "weights"
-    weights.mkdir(parents=True, exist_ok=True)
-    if is_primary():  # under DDP every process runs this set-up; one writes
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-    if resume is None and is_primary():
-        (run_dir / "data.json").write_text(json.dumps({
-            "validation_split": how, "train_images": len(train), "val_images": len(val),
-            "val_files": [str(s.image) for s in val],
-            "data_check": {k: report[k] for k in ("layout", "classes", "splits", "image_sizes")}}, indent=1))
     train_ds = ClassifyDataset(train, cfg.imgsz, classify_train_transform(cfg.imgsz, cfg.seed), cfg.cache)
     val_ds = ClassifyDataset(val, cfg.imgsz, None, cfg.cache)
     common = {"num_workers": cfg.workers, "persistent_workers": cfg.workers > 0}
-    g = torch.Generator().manual_seed(cfg.seed)
     batch = min(cfg.batch, len(train_ds))
-    train_dl = DataLoader(train_ds, batch_size=batch, shuffle=True, drop_last=len(train_ds) > batch, generator=g,
+    # training order: fit_lightning's epoch-seeded sampler (by seed and epoch, sharded under DDP)
+    train_dl = DataLoader(train_ds, batch_size=batch, drop_last=len(train_ds) > batch,
                           worker_init_fn=seed_augmentation_worker, **common)
     val_dl = DataLoader(val_ds, batch_size=cfg.batch, **common)
 

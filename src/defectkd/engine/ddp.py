@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import lightning as L
+import yaml
 
 from ..errors import ConfigError
 from .runs import new_run_dir
@@ -46,14 +47,27 @@ def shared_run_dir(project: str | Path, task: str, name: str, num_nodes: int = 1
     if num_nodes > 1:  # other nodes cannot see a suffix chosen here: the name must be new
         path = Path(project) / task / name
         if path.exists():
-            raise ConfigError(
-                f"{path}: already exists; a multi-node run needs a new --name (runs are never overwritten)"
-            )
+            raise ConfigError(f"{path}: already exists; a multi-node run needs a new --name (runs are never "
+                              "overwritten)")
         path.mkdir(parents=True)
     else:
         path = new_run_dir(project, task, name)
     os.environ[RUN_DIR_ENV] = str(path.resolve())
     return path
+
+
+def open_run_dir(cfg, default_name: str, resolved: dict, data_info: dict, run_dir: Path | None = None,
+                 resume: Path | None = None) -> Path:
+    """The run folder of a training launch with weights/, config.yaml (every launch: a resume may extend the
+    epochs) and data.json (new runs only). Every process runs this; under DDP only the primary one writes."""
+    if run_dir is None:
+        run_dir = shared_run_dir(cfg.project, cfg.task, cfg.name or default_name, cfg.num_nodes)
+    (run_dir / "weights").mkdir(parents=True, exist_ok=True)
+    if is_primary():
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        if resume is None:
+            (run_dir / "data.json").write_text(json.dumps(data_info, indent=1))
+    return run_dir
 
 
 def secondary_summary(run_dir: Path, trainer: L.Trainer) -> dict:
@@ -78,14 +92,6 @@ class ShardRecord(L.Callback):
         indices = [int(key) % n for key in sampler]  # keys carry the epoch (epoch_seed.EpochShuffle)
         out = self.run_dir / "shards"
         out.mkdir(exist_ok=True)
-        (out / f"rank{trainer.global_rank}.json").write_text(
-            json.dumps(
-                {
-                    "rank": trainer.global_rank,
-                    "world_size": trainer.world_size,
-                    "epoch": trainer.current_epoch,
-                    "dataset_size": len(trainer.train_dataloader.dataset),
-                    "indices": indices,
-                }
-            )
-        )
+        (out / f"rank{trainer.global_rank}.json").write_text(json.dumps({
+            "rank": trainer.global_rank, "world_size": trainer.world_size, "epoch": trainer.current_epoch,
+            "dataset_size": n, "indices": indices}))

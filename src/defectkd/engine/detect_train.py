@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import torch
-import yaml
 from rich.console import Console
 from torch.utils.data import DataLoader
 
@@ -20,7 +19,7 @@ from ..info import count_parameters
 from ..models import model_spec
 from .callbacks import EpochSummary, fmt
 from .checkpoint import load_checkpoint_model, save_deploy_file
-from .ddp import is_primary, secondary_summary, shared_run_dir
+from .ddp import open_run_dir, secondary_summary
 from .detect_evaluate import evaluate_detector, model_class_names
 from .detect_module import DetectDistillModule, DetectModule
 from .fit import fit_lightning, start_run
@@ -93,18 +92,12 @@ def fit_detect(cfg: DetectTrainConfig, resume: Path | None = None, run_dir: Path
             module = DetectModule(cfg.model, kwargs, resolved, pretrained=cfg.pretrained)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    if run_dir is None:
-        run_dir = shared_run_dir(cfg.project, cfg.task, cfg.name or _default_name(cfg), cfg.num_nodes)
+    keys = ("layout", "classes", "splits", "per_class", "background_images", "boxes_clipped", "boxes_dropped",
+            "image_sizes")
+    run_dir = open_run_dir(cfg, _default_name(cfg), resolved, {
+        "validation_split": how, "train_images": len(train), "val_images": len(val),
+        "val_files": [str(s.image) for s in val], "data_check": {k: report[k] for k in keys}}, run_dir, resume)
     weights = run_dir / "weights"
-    weights.mkdir(parents=True, exist_ok=True)
-    if is_primary():  # under DDP every process runs this set-up; one writes
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-    if resume is None and is_primary():
-        keys = ("layout", "classes", "splits", "per_class", "background_images", "boxes_clipped", "boxes_dropped",
-                "image_sizes")
-        (run_dir / "data.json").write_text(json.dumps({
-            "validation_split": how, "train_images": len(train), "val_images": len(val),
-            "val_files": [str(s.image) for s in val], "data_check": {k: report[k] for k in keys}}, indent=1))
     train_dl, val_dl = _loaders(cfg, train, val)
 
     trainer, best_file = fit_lightning(module, train_dl, val_dl, cfg, run_dir, DetectEpochSummary(run_dir, console),
@@ -133,8 +126,8 @@ def _loaders(cfg: DetectTrainConfig, train, val) -> tuple[DataLoader, DataLoader
     val_ds = DetectDataset(val, None, cfg.cache)
     common = {"num_workers": cfg.workers, "persistent_workers": cfg.workers > 0, "collate_fn": collate_detect}
     batch = min(cfg.batch, len(train_ds))
-    g = torch.Generator().manual_seed(cfg.seed)
-    return (DataLoader(train_ds, batch_size=batch, shuffle=True, drop_last=len(train_ds) > batch, generator=g,
+    # training order: fit_lightning's epoch-seeded sampler (by seed and epoch, sharded under DDP)
+    return (DataLoader(train_ds, batch_size=batch, drop_last=len(train_ds) > batch,
                        worker_init_fn=seed_augmentation_worker, **common),
             DataLoader(val_ds, batch_size=cfg.batch, **common))
 

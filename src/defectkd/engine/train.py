@@ -9,7 +9,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import yaml
 from rich.console import Console
 from torch.utils.data import DataLoader
 
@@ -27,7 +26,7 @@ from ..errors import DataError
 from ..info import count_parameters
 from .callbacks import EpochSummary
 from .checkpoint import safe_load, save_deploy_file
-from .ddp import is_primary, secondary_summary, shared_run_dir
+from .ddp import open_run_dir, secondary_summary
 from .device import pick_accelerator
 from .distill import prepare_distillation
 from .evaluate import evaluate_model, evaluate_weights
@@ -69,9 +68,9 @@ def _checked_samples(cfg: SegmentTrainConfig, console: Console):
 def _loaders(cfg: SegmentTrainConfig, train_ds: SegmentationDataset, val):
     val_ds = SegmentationDataset(val, None, cfg.cache, cfg.mask_dilate)
     common = {"num_workers": cfg.workers, "persistent_workers": cfg.workers > 0}
-    g = torch.Generator().manual_seed(cfg.seed)
-    return (DataLoader(train_ds, batch_size=min(cfg.batch, len(train_ds)), shuffle=True, drop_last=True,
-                       generator=g, worker_init_fn=seed_augmentation_worker, **common),
+    # training order: fit_lightning's epoch-seeded sampler (by seed and epoch, sharded under DDP)
+    return (DataLoader(train_ds, batch_size=min(cfg.batch, len(train_ds)), drop_last=True,
+                       worker_init_fn=seed_augmentation_worker, **common),
             DataLoader(val_ds, batch_size=1, **common))
 
 
@@ -102,17 +101,11 @@ def fit_segment(cfg: SegmentTrainConfig, resume: Path | None = None, run_dir: Pa
         train_ds = SegmentationDataset(train, train_transform(cfg.imgsz, cfg.seed), cfg.cache, cfg.mask_dilate)
     if cfg.channels_last:
         module = module.to(memory_format=torch.channels_last)
-    if run_dir is None:
-        run_dir = shared_run_dir(cfg.project, cfg.task, cfg.name or _default_name(cfg), cfg.num_nodes)
+    run_dir = open_run_dir(cfg, _default_name(cfg), resolved, {
+        "validation_split": how, "train_pairs": len(train), "val_pairs": len(val),
+        "val_images": [str(s.image) for s in val], "train_images": len(train_ds),
+        "data_check": {k: report[k] for k in ("layout", "splits", "image_sizes", "crack_fraction")}}, run_dir, resume)
     weights = run_dir / "weights"
-    weights.mkdir(parents=True, exist_ok=True)
-    if is_primary():  # under DDP every process runs this set-up; one writes (a resume may extend epochs)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-    if resume is None and is_primary():
-        (run_dir / "data.json").write_text(json.dumps({
-            "validation_split": how, "train_pairs": len(train), "val_pairs": len(val),
-            "val_images": [str(s.image) for s in val], "train_images": len(train_ds),
-            "data_check": {k: report[k] for k in ("layout", "splits", "image_sizes", "crack_fraction")}}, indent=1))
     train_dl, val_dl = _loaders(cfg, train_ds, val)
 
     trainer, best_file = fit_lightning(module, train_dl, val_dl, cfg, run_dir, EpochSummary(run_dir, console),

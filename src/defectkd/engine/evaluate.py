@@ -15,6 +15,7 @@ from ..deploy.visualize import overlay
 from ..metrics import SegmentationMetrics, plot_pr_curve
 from ..models import crack_probability
 from .checkpoint import load_checkpoint_model
+from .layout import nhwc, nhwc_model
 
 
 @torch.no_grad()
@@ -23,14 +24,14 @@ def evaluate_model(model: torch.nn.Module, samples: list[Sample], threshold: flo
                    pr_curve: Path | None = None) -> dict:
     """Full-image inference on every sample, metrics over the set (see metrics.segment);
     optionally overlay images (a folder) and a precision-recall plot (a PNG path)."""
-    model.eval()
+    model = nhwc_model(model.eval())
     dataset = SegmentationDataset(samples, transform=None, cache=False)
     metrics = SegmentationMetrics(threshold=threshold, tolerant=tolerant)
     if overlays is not None:
         overlays.mkdir(parents=True, exist_ok=True)
     for i in range(len(dataset)):
         x, y, _ = dataset[i]
-        prob = crack_probability(model(x[None]).float())[0]
+        prob = crack_probability(model(nhwc(x[None])).float())[0]
         metrics.update(prob, y)
         if overlays is not None:
             img = (x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)

@@ -21,6 +21,7 @@ from ..data.dataset import SegmentationDataset
 from ..data.layouts import Sample
 from ..metrics import SegmentationMetrics
 from ..models import crack_probability
+from .layout import nhwc, nhwc_model
 
 CLEAN = "clean"  # the corruption name of the uncorrupted rows (severity 0)
 
@@ -39,7 +40,7 @@ def weights_labels(paths: Sequence[str | Path]) -> list[str]:
 def _probability(model: torch.nn.Module, image: np.ndarray) -> torch.Tensor:
     """Crack probability (H, W); the same tensor path as `evaluate_model`, so clean scores equal `val`."""
     x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
-    return crack_probability(model(x[None]).float())[0]
+    return crack_probability(model(nhwc(x[None])).float())[0]
 
 
 @torch.no_grad()
@@ -51,7 +52,7 @@ def evaluate_robustness(models: Sequence[torch.nn.Module], thresholds: Sequence[
     cells = [(CLEAN, 0)] + [(name, s) for name in corruptions for s in severities]
     meters = [[SegmentationMetrics(threshold=t, tolerant=False) for _ in cells] for t in thresholds]
     for model in models:
-        model.eval()
+        nhwc_model(model.eval())
     dataset = SegmentationDataset(samples, transform=None, cache=False)
     for i, sample in enumerate(samples):
         image, mask = dataset.load(i)

@@ -11,6 +11,7 @@ import torch
 
 from ..models import crack_probability
 from .checkpoint import load_checkpoint_model
+from .layout import nhwc, nhwc_model
 
 
 class TorchSegmenter:
@@ -18,7 +19,8 @@ class TorchSegmenter:
 
     def __init__(self, weights: str | Path, imgsz: int | None = None) -> None:
         """`imgsz`: resize every image to imgsz x imgsz and the probability back, as a static export does."""
-        self.model, hp = load_checkpoint_model(weights)
+        model, hp = load_checkpoint_model(weights)
+        self.model = nhwc_model(model)
         self.threshold = float(hp.get("config", {}).get("threshold", 0.5))
         self.model_name = hp["model_name"]
         self.imgsz = imgsz
@@ -31,7 +33,7 @@ class TorchSegmenter:
             rgb = cv2.resize(rgb, (self.imgsz, self.imgsz), interpolation=cv2.INTER_LINEAR)
         x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255)[None]
         t1 = time.perf_counter()
-        logits = self.model(x)
+        logits = self.model(nhwc(x))
         t2 = time.perf_counter()
         prob = crack_probability(logits.float())[0].numpy()
         if prob.shape != (h, w):

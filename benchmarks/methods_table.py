@@ -78,21 +78,26 @@ def main(argv: list[str] | None = None) -> int:
         test = api.val(summary["best"], data, split="test", tolerant=False)["metrics"]
         rows.append({"method": method, "student": student, "parameters": summary.get("parameters"),
                      "weights": summary["best"], "f1": test["f1"], "iou": test["iou"], "ods_f1": test["ods_f1"],
+                     "ois_f1": test["ois_f1"], "test": test,
                      "minutes": None if summary.get("reused") else round((time.perf_counter() - t0) / 60, 1)})
     report = api.robustness([r["weights"] for r in rows], data, corruptions=args.corruptions,
                             severities=args.severities, limit=args.robust_limit, project=work, name="robustness")
     for row, model in zip(rows, report["models"], strict=True):
         row["mDS"], row["clean_dice_subset"] = model["mDS"], model["clean_dice"]
+        row["per_corruption"] = model["per_corruption"]
     print(f"teacher {teacher}; {args.epochs} epochs at {args.imgsz} px, data {data}, test split; mDS over "
           f"{args.corruptions} x severities {args.severities} on {report['images']} test images")
-    print("| method | student | params | F1@0.5 | IoU@0.5 | ODS F1 | mDS | minutes |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| method | student | params | F1@0.5 | IoU@0.5 | ODS F1 | OIS F1 | mDS | minutes |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         params = f"{r['parameters'] / 1e6:.2f} M" if r["parameters"] else "-"
         print(f"| {r['method']} | {r['student']} | {params} | {r['f1']:.4f} | {r['iou']:.4f} | {r['ods_f1']:.4f} | "
+              f"{r['ois_f1']:.4f} | "
               f"{r['mDS']:.4f} | {r['minutes'] if r['minutes'] is not None else 'reused'} |")
-    (work / "methods_table.json").write_text(json.dumps({"teacher": str(teacher), "rows": rows,
-                                                         "robustness": report["save_dir"]}, indent=1))
+    robust = {"corruptions": args.corruptions, "severities": args.severities, "images": report["images"]}
+    (work / "methods_table.json").write_text(json.dumps({
+        "teacher": str(teacher), "data": str(data), "epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch,
+        "rows": rows, "robustness": {**robust, "save_dir": report["save_dir"]}}, indent=1))
     return 0
 
 

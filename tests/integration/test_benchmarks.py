@@ -100,3 +100,17 @@ def test_int8_variants_quick(capsys, tmp_path):
     assert all(0.0 <= float(r[1]) <= 1.0 and float(r[3]) > 0 for r in rows[1:])
     saved = json.loads(next(tmp_path.glob("int8_variants-*.json")).read_text())
     assert saved[0]["variant"] == "fp32" and saved[0]["speedup"] == 1.0
+
+
+@pytest.mark.slow
+def test_deepcrack_table_quick(capsys, tmp_path):
+    assert _load("deepcrack_table").main(["--quick", "--work", str(tmp_path)]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert [(r[0].strip(), r[2].strip(), r[3].strip()) for r in rows[1:3]] == [("teacher", "teacher", "alone"),
+                                                                              ("kd-edge-n", "student", "kd")]
+    result = json.loads((tmp_path / "deepcrack_table.json").read_text())
+    for row in result["rows"]:
+        assert 0.0 <= row["f1"] <= 1.0 and 0.0 <= row["mDS"] <= 1.0 and row["fps"] > 0
+        # the fastest format is one whose F1 stayed within max_drop of PyTorch's on the same images
+        assert row["formats"][row["format"]][0] >= row["formats"]["pytorch"][0] - 0.005
+    assert result["rows"][1]["gmacs"] == pytest.approx(0.47, abs=0.01)

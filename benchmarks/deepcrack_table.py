@@ -1,0 +1,197 @@
+"""One crack-segmentation table: teachers and students, alone and distilled, with accuracy, robustness, size,
+compute and the speed of their fastest export, beside the published DeepCrack numbers (REFERENCES.md 4).
+
+Each row is a finished run folder (from `defectkd train` / `distill` or benchmarks/methods_table.py):
+
+- test F1 / IoU at the run's threshold (exact, no tolerance, as the published figures), ODS and OIS F1;
+- mDS: mean crack Dice over the corruptions x severities, on the first --robust-limit test images;
+- parameters and GMACs of one 448x448 image;
+- FPS: the fastest of PyTorch and the --formats exports (ONNX Runtime FP32, INT8) on --threads threads at
+  448x448, among those whose F1 on --bench-limit test images stays within --max-drop of PyTorch's
+  (`defectkd benchmark`, interleaved rounds, median).
+
+Rows that a methods_table.json (--reuse) already measured with the same corruptions, severities and images keep
+its accuracy columns (nothing is evaluated twice); speed is always measured here.
+
+    python benchmarks/deepcrack_table.py --data ../shared/datasets/deepcrack \
+        --runs runs/bench-methods/segment/teacher-edge-m runs/bench-methods/segment/l6-*-mcff-l \
+        --reuse runs/bench-methods/methods_table.json --robust-limit 30 --severities 3 --bench-limit 20
+
+--quick trains two one-epoch runs on synthetic cracks and builds their table (checks the script runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from defectkd import api
+from defectkd.data.synthetic import write_synthetic_segment
+
+# REFERENCES.md 4: DeepCrack test set (237 images), exact F1; parameters where published.
+PUBLISHED = [("DeepCrack-BN", 0.852, None), ("DeepCrack + guided filter", 0.868, None), ("U-Net", 0.830, 13.3),
+             ("DeepCrack", 0.865, 14.7), ("CT-crackseg", 0.883, 22.9), ("SCSegamba (secondary report)", 0.911, 2.8),
+             ("MixerCSeg (secondary report)", 0.921, 2.5)]
+
+
+def describe(run: Path) -> dict:
+    """Model, role, method and parameters of a run, from its checkpoint's saved config."""
+    from defectkd.engine.checkpoint import load_checkpoint_model
+    from defectkd.engine.runs import resolve_weights
+    from defectkd.info import count_parameters
+    from defectkd.models.registry import model_spec
+
+    weights = resolve_weights(run)
+    model, hp = load_checkpoint_model(weights)
+    cfg = hp.get("config", {})
+    if cfg.get("soft_labels"):
+        method = "kd (offline)"
+    elif cfg.get("teacher"):
+        method = "+".join(loss["method"] for loss in cfg.get("losses") or []) or cfg.get("method", "kd")
+    else:
+        method = "alone"
+    name = hp["model_name"]
+    teacher = cfg.get("teacher")
+    return {"run": run.name if run.is_dir() else str(run), "weights": str(weights), "model": name,
+            "role": model_spec(name).role, "method": method, "params_m": count_parameters(model) / 1e6,
+            "gmacs": macs_448(hp), "teacher": str(resolve_weights(teacher).resolve()) if teacher else None}
+
+
+def mark_teachers(rows: list[dict]) -> None:
+    """A run that taught another row is a teacher here, whatever its model's usual role."""
+    taught = {row["teacher"] for row in rows if row["teacher"]}
+    for row in rows:
+        if str(Path(row["weights"]).resolve()) in taught:
+            row["role"] = "teacher"
+
+
+def macs_448(hp: dict) -> float:
+    from defectkd.info import count_macs_meta
+    from defectkd.models import build_model
+
+    return count_macs_meta(build_model(hp["model_name"], **hp.get("model_kwargs", {})), 448) / 1e9
+
+
+def reused_accuracy(paths: list[str], robust: dict) -> dict[str, dict]:
+    """weights path -> accuracy columns, from methods_table.json files measured under the same corruptions."""
+    found = {}
+    for path in paths:
+        table = json.loads(Path(path).read_text())
+        setting = table.get("robustness", {})
+        if any(str(setting.get(k)) != str(robust[k]) for k in ("corruptions", "severities", "images")):
+            print(f"{path}: other corruption settings ({setting}); its rows are measured again", file=sys.stderr)
+            continue
+        for row in table["rows"]:
+            if "ois_f1" in row:
+                found[str(Path(row["weights"]).resolve())] = {k: row[k] for k in ("f1", "iou", "ods_f1", "ois_f1",
+                                                                                  "mDS")}
+    return found
+
+
+def accuracy(rows: list[dict], data: str, args: argparse.Namespace, work: Path) -> None:
+    """Fill f1/iou/ods_f1/ois_f1/mDS of every row, reusing what --reuse measured."""
+    images = len(api._labelled_split(data, "test")[: args.robust_limit])
+    robust = {"corruptions": args.corruptions, "severities": args.severities, "images": images}
+    known = reused_accuracy(args.reuse, robust)
+    todo = []
+    for row in rows:
+        hit = known.get(str(Path(row["weights"]).resolve()))
+        if hit:
+            row.update(hit, accuracy_from="reused")
+        else:
+            test = api.val(row["weights"], data, split="test", tolerant=False, project=str(work))["metrics"]
+            row.update({k: test[k] for k in ("f1", "iou", "ods_f1", "ois_f1")}, accuracy_from="measured")
+            todo.append(row)
+    if todo:
+        report = api.robustness([r["weights"] for r in todo], data, corruptions=args.corruptions,
+                                severities=args.severities, limit=args.robust_limit, project=work, name="robustness")
+        for row, model in zip(todo, report["models"], strict=True):
+            row["mDS"] = model["mDS"]
+
+
+def fastest_format(row: dict, data: str, args: argparse.Namespace, work: Path) -> None:
+    """The fastest runtime whose F1 stays within --max-drop of PyTorch's on the same images."""
+    bench = api.benchmark(row["weights"], data=data, split="test", imgsz=448, formats=args.formats.split(","),
+                          threads=args.threads, rounds=args.rounds, reps=args.reps, limit=args.bench_limit,
+                          project=work, name=f"bench-{row['run']}")
+    ok = [r for r in bench["rows"] if r["status"] == "ok" and r.get("fps")]
+    reference = next(r["metric"] for r in ok if r["format"] == "pytorch")
+    good = [r for r in ok if r["metric"] >= reference - args.max_drop]
+    best = max(good, key=lambda r: r["fps"])
+    row.update(format=best["format"], fps=best["fps"], formats={r["format"]: [r.get("metric"), r.get("fps")]
+                                                                for r in bench["rows"]})
+
+
+def print_table(rows: list[dict], args: argparse.Namespace) -> None:
+    print(f"test split; F1/IoU at each run's threshold, exact; mDS over {args.corruptions} x severities "
+          f"{args.severities} on {args.robust_limit or 'all'} test images; FPS at 448x448, {args.threads} threads")
+    print("| run | model | role | method | params (M) | GMACs@448 | F1 | IoU | ODS F1 | OIS F1 | mDS | "
+          "fastest format | FPS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['run']} | {r['model']} | {r['role']} | {r['method']} | {r['params_m']:.2f} | {r['gmacs']:.2f} | "
+              f"{r['f1']:.4f} | {r['iou']:.4f} | {r['ods_f1']:.4f} | {r['ois_f1']:.4f} | {r['mDS']:.4f} | "
+              f"{r['format']} | {r['fps']:.2f} |")
+    print()
+    print("| published (DeepCrack test, REFERENCES.md 4) | F1 | params (M) |")
+    print("|---|---|---|")
+    for name, f1, params in PUBLISHED:
+        print(f"| {name} | {f1:.3f} | {params if params is not None else '-'} |")
+    best = max(rows, key=lambda r: r["f1"])
+    above = [name for name, f1, _ in PUBLISHED if best["f1"] >= f1]
+    print(f"\nbest here: {best['run']} F1 {best['f1']:.3f} ({best['params_m']:.2f} M); "
+          f"at or above: {', '.join(above) if above else 'none of the published models'}")
+
+
+def quick_runs(work: Path) -> tuple[str, list[str]]:
+    data = work / "data"
+    write_synthetic_segment(data / "train", 12, 64, seed=0)
+    write_synthetic_segment(data / "test", 4, 64, seed=1)
+    common = {"data": str(data), "imgsz": 64, "epochs": 1, "batch": 4, "project": str(work),
+              "overrides": ["workers=0"]}
+    teacher = api.train("segment", model="mcff-edge-m", name="teacher", **common)["run"]
+    student = api.distill("segment", model="mcff-edge-n", teacher=teacher, method="kd", name="kd-edge-n",
+                          **common)["run"]
+    return str(data), [teacher, student]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=None, help="data set with a labelled test split")
+    ap.add_argument("--runs", nargs="*", default=[], help="run folders (or weights files), one row each")
+    ap.add_argument("--reuse", nargs="*", default=[], help="methods_table.json files whose accuracy to reuse")
+    ap.add_argument("--work", default="runs/bench-table", help="folder for evaluations, exports and the JSON")
+    ap.add_argument("--corruptions", default="pepper,salt,crack-texture,gaussian-blur,gaussian-noise,jpeg")
+    ap.add_argument("--severities", default="1,3,5")
+    ap.add_argument("--robust-limit", type=int, default=None, help="first N test images for mDS")
+    ap.add_argument("--formats", default="onnx,onnx-int8", help="export formats to time beside PyTorch")
+    ap.add_argument("--bench-limit", type=int, default=20, help="test images for each format's F1")
+    ap.add_argument("--max-drop", type=float, default=0.005, help="F1 a faster format may lose")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="two 1-epoch synthetic runs: checks the script runs")
+    args = ap.parse_args(argv)
+    work = Path(args.work)
+    if args.quick:
+        args.data, args.runs = quick_runs(work)
+        args.corruptions, args.severities, args.robust_limit = "pepper", "1", 2
+        args.bench_limit, args.rounds, args.reps, args.threads = 2, 1, 1, 1
+    if not args.data or not args.runs:
+        ap.error("--data and --runs are required (or --quick)")
+    rows = [describe(Path(run)) for run in args.runs]
+    mark_teachers(rows)
+    accuracy(rows, args.data, args, work)
+    for row in rows:
+        fastest_format(row, args.data, args, work)
+    print_table(rows, args)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "deepcrack_table.json").write_text(json.dumps({"data": args.data, "settings": vars(args), "rows": rows,
+                                                           "published": PUBLISHED}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,7 +15,13 @@ its accuracy columns (nothing is evaluated twice); speed is always measured here
 
     python benchmarks/deepcrack_table.py --data ../shared/datasets/deepcrack \
         --runs runs/bench-methods/segment/teacher-edge-m runs/bench-methods/segment/l6-*-mcff-l \
-        --reuse runs/bench-methods/methods_table.json --robust-limit 30 --severities 3 --bench-limit 20
+        --reuse runs/bench-methods/methods_table.json --robust-limit 30 --severities 3 --bench-limit 20 \
+        --records benchmarks/results/deepcrack
+
+Run folders do not outlive a session, so --records keeps one small JSON per measured run in the repository;
+a later session adds its runs and the table grows (the `measured` column and each record's `cpu` say when and
+where; rows measured under another corruption/speed setting are left out with a note). With --records alone
+the script only prints the recorded table.
 
 --quick trains two one-epoch runs on synthetic cracks and builds their table (checks the script runs).
 """
@@ -24,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
+import time
 from pathlib import Path
 
 from defectkd import api
@@ -124,21 +132,57 @@ def fastest_format(row: dict, data: str, args: argparse.Namespace, work: Path) -
                                                                 for r in bench["rows"]})
 
 
+def setting(args: argparse.Namespace) -> dict:
+    """What makes two rows comparable: the same corrupted images and the same speed measurement."""
+    return {k: getattr(args, k) for k in ("corruptions", "severities", "robust_limit", "bench_limit", "threads",
+                                          "max_drop")}
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def merge_records(rows: list[dict], folder: Path, current: dict) -> list[dict]:
+    """Write each row measured now to FOLDER/<run>.json; return them with the earlier records of other runs
+    measured under the same setting (runs do not outlive a session; their records do): teachers first, then
+    per model the student alone before its distilled versions."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        (folder / f"{row['run']}.json").write_text(json.dumps(row, indent=1) + "\n")
+    names = {row["run"] for row in rows}
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        if record["run"] in names:
+            continue
+        if record.get("setting") != current:
+            print(f"{path}: measured under {record.get('setting')}, not {current}; left out", file=sys.stderr)
+            continue
+        rows.append(record)
+    return sorted(rows, key=lambda r: (r["role"] != "teacher", r["model"], r["method"] != "alone", r["method"],
+                                       r["run"]))
+
+
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
     print(f"test split; F1/IoU at each run's threshold, exact; mDS over {args.corruptions} x severities "
           f"{args.severities} on {args.robust_limit or 'all'} test images; FPS at 448x448, {args.threads} threads")
     print("| run | model | role | method | params (M) | GMACs@448 | F1 | IoU | ODS F1 | OIS F1 | mDS | "
-          "fastest format | FPS |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "fastest format | FPS | measured |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['run']} | {r['model']} | {r['role']} | {r['method']} | {r['params_m']:.2f} | {r['gmacs']:.2f} | "
               f"{r['f1']:.4f} | {r['iou']:.4f} | {r['ods_f1']:.4f} | {r['ois_f1']:.4f} | {r['mDS']:.4f} | "
-              f"{r['format']} | {r['fps']:.2f} |")
+              f"{r['format']} | {r['fps']:.2f} | {r['measured']} |")
     print()
     print("| published (DeepCrack test, REFERENCES.md 4) | F1 | params (M) |")
     print("|---|---|---|")
     for name, f1, params in PUBLISHED:
         print(f"| {name} | {f1:.3f} | {params if params is not None else '-'} |")
+    if not rows:
+        print("\nno rows measured under this setting")
+        return
     best = max(rows, key=lambda r: r["f1"])
     above = [name for name, f1, _ in PUBLISHED if best["f1"] >= f1]
     print(f"\nbest here: {best['run']} F1 {best['f1']:.3f} ({best['params_m']:.2f} M); "
@@ -172,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--records", default=None, help="folder of one JSON per run (committed, e.g. "
+                    "benchmarks/results/deepcrack): rows measured now are written there, earlier ones join the table")
     ap.add_argument("--quick", action="store_true", help="two 1-epoch synthetic runs: checks the script runs")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -179,13 +225,19 @@ def main(argv: list[str] | None = None) -> int:
         args.data, args.runs = quick_runs(work)
         args.corruptions, args.severities, args.robust_limit = "pepper", "1", 2
         args.bench_limit, args.rounds, args.reps, args.threads = 2, 1, 1, 1
-    if not args.data or not args.runs:
-        ap.error("--data and --runs are required (or --quick)")
+    if args.runs and not args.data:
+        ap.error("--runs needs --data (the data set with the labelled test split)")
+    if not args.runs and not args.records:
+        ap.error("give --runs (with --data), --records, or --quick")
     rows = [describe(Path(run)) for run in args.runs]
     mark_teachers(rows)
-    accuracy(rows, args.data, args, work)
+    if rows:
+        accuracy(rows, args.data, args, work)
     for row in rows:
         fastest_format(row, args.data, args, work)
+        row.update(measured=time.strftime("%Y-%m-%d"), cpu=cpu_name(), setting=setting(args))
+    if args.records:
+        rows = merge_records(rows, Path(args.records), setting(args))
     print_table(rows, args)
     work.mkdir(parents=True, exist_ok=True)
     (work / "deepcrack_table.json").write_text(json.dumps({"data": args.data, "settings": vars(args), "rows": rows,

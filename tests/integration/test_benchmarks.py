@@ -104,7 +104,9 @@ def test_int8_variants_quick(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_deepcrack_table_quick(capsys, tmp_path):
-    assert _load("deepcrack_table").main(["--quick", "--work", str(tmp_path)]) == 0
+    records = tmp_path / "records"
+    script = _load("deepcrack_table")
+    assert script.main(["--quick", "--work", str(tmp_path), "--records", str(records)]) == 0
     rows = _table_rows(capsys.readouterr().out)
     assert [(r[0].strip(), r[2].strip(), r[3].strip()) for r in rows[1:3]] == [("teacher", "teacher", "alone"),
                                                                               ("kd-edge-n", "student", "kd")]
@@ -114,3 +116,11 @@ def test_deepcrack_table_quick(capsys, tmp_path):
         # the fastest format is one whose F1 stayed within max_drop of PyTorch's on the same images
         assert row["formats"][row["format"]][0] >= row["formats"]["pytorch"][0] - 0.005
     assert result["rows"][1]["gmacs"] == pytest.approx(0.47, abs=0.01)
+    # the records alone rebuild the same table (what a later session, without the run folders, starts from)
+    assert sorted(p.name for p in records.iterdir()) == ["kd-edge-n.json", "teacher.json"]
+    settings = ["--corruptions", "pepper", "--severities", "1", "--robust-limit", "2", "--bench-limit", "2",
+                "--threads", "1"]
+    assert script.main(["--records", str(records), *settings]) == 0
+    assert _table_rows(capsys.readouterr().out)[:3] == rows[:3]
+    assert script.main(["--records", str(records)]) == 0  # other settings: rows left out, not mixed in
+    assert len(_table_rows(capsys.readouterr().out)) == 1 + len(script.PUBLISHED) + 1

@@ -72,6 +72,25 @@ def random_detector(tmp_path_factory):
     return path
 
 
+def test_edge_detector_exports_with_box_parity(tmp_path):
+    """retinanet-mnv3 (MobileNetV3 + 128-channel FPN): ONNX Runtime + numpy post-processing give torchvision's
+    boxes, as for the ResNet detectors."""
+    from defectkd import api
+
+    torch.manual_seed(0)
+    kwargs = {"classes": 4, "min_size": 96, "max_size": 96}
+    model = build_model("retinanet-mnv3", **kwargs)
+    head = model.net.head.classification_head.cls_logits
+    torch.nn.init.normal_(head.weight, std=200.0)  # its random head features are ~1e-3: logits spread ~1
+    torch.nn.init.constant_(head.bias, -1.0)
+    path = tmp_path / "random-mnv3.pt"
+    torch.save({"format": DEPLOY_FORMAT, "model_name": "retinanet-mnv3", "model_kwargs": kwargs, "threshold": 0.3,
+                "task": "detect", "class_names": ["inclusion", "patches", "pits", "scratches"], "imgsz": 96,
+                "state_dict": model.state_dict()}, path)
+    summary = api.export(path, out=tmp_path / "mnv3.onnx")
+    assert summary["boxes"] > 0 and summary["box_max_abs_diff"] < 1e-3 and summary["unmatched_boxes"] == 0
+
+
 def test_synth_and_check_through_the_cli(cli, tiny_det, tmp_path):
     r = cli("data", "synth", "detect", "--out", tmp_path / "s", "--n", 10, "--size", 64)
     assert r.code == 0 and "10 images" in r.out and "4 classes" in r.out

@@ -32,8 +32,8 @@ def spread_scores(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def test_registered_detectors():
-    assert list_models("detect") == ["retinanet-r101", "retinanet-r50", "retinanet-r18"]
-    assert [model_spec(n).role for n in list_models("detect")] == ["teacher", "student", "student"]
+    assert list_models("detect") == ["retinanet-r101", "retinanet-r50", "retinanet-r18", "retinanet-mnv3"]
+    assert [model_spec(n).role for n in list_models("detect")] == ["teacher", "student", "student", "student"]
 
 
 def test_backbones_build_without_downloading(monkeypatch):
@@ -45,6 +45,25 @@ def test_backbones_build_without_downloading(monkeypatch):
                                                                                         "retinanet-r50")}
     assert 51.0e6 < sizes["retinanet-r101"] < 51.6e6 and 32.0e6 < sizes["retinanet-r50"] < 32.6e6
     assert sum(p.numel() for p in tiny().parameters()) < 18e6  # ResNet-18-FPN, two-conv heads
+    edge = sum(p.numel() for p in build_model("retinanet-mnv3").parameters())
+    assert 4.4e6 < edge < 4.7e6  # MobileNetV3-Large + 128-channel FPN, two-conv heads
+
+
+def test_edge_detector_levels_and_cost():
+    from defectkd.info import count_macs_meta
+
+    torch.manual_seed(0)
+    model = build_model("retinanet-mnv3", **TINY).eval()
+    taps = FeatureTaps(model, list(model.feature_layers))
+    with torch.no_grad():
+        dets = model(torch.rand(1, 3, 64, 64))
+    assert set(dets[0]) == {"boxes", "scores", "labels"}
+    assert {p: tuple(t.shape) for p, t in taps.features.items()} == {
+        f"fpn_levels.{lv}": (1, 128, h, w) for lv, (h, w) in zip(LEVELS, grid_sizes(64, 64), strict=True)}
+    macs = {n: count_macs_meta(build_model(n), 224) for n in ("retinanet-r18", "retinanet-mnv3")}
+    assert macs["retinanet-mnv3"] * 4 < macs["retinanet-r18"]  # 1.1 vs 5.2 GMACs at 224
+    with pytest.raises(ValueError, match="fpn_channels"):
+        build_model("retinanet-mnv3", fpn_channels=4)
 
 
 def test_fpn_levels_are_feature_taps_by_name():
@@ -219,3 +238,27 @@ def test_distill_module_one_mgd_per_level_and_gradients_to_the_student_only():
     assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
     assert all(loss.generation[0].weight.grad is not None for loss in per_level)
     assert not teacher.training
+
+
+def test_edge_student_learns_from_a_wider_teacher_through_adapters():
+    """retinanet-mnv3 (128-channel FPN) under MGD from retinanet-r18 (256): one 1x1 adapter per level, trained
+    with the student; the loss reaches the MobileNet backbone, never the teacher."""
+    from defectkd.config import DistillDetectConfig, build_config
+    from defectkd.engine.detect_module import DetectDistillModule
+
+    cfg = build_config(DistillDetectConfig, options={"data": "d", "teacher": "t", "model": "retinanet-mnv3"})
+    config = {**cfg.model_dump(), "class_names": ["a", "b", "c"]}
+    teacher = tiny(seed=5)
+    torch.manual_seed(1)
+    module = DetectDistillModule("retinanet-mnv3", TINY, config, teacher)
+    per_level = module.distill_losses[0]
+    assert len(per_level) == 5 and not any(loss.align.identity for loss in per_level)
+    module.log = lambda *a, **k: None
+    images = [torch.rand(3, 64, 64), torch.rand(3, 64, 64)]
+    targets = [{"boxes": torch.tensor([[5.0, 5.0, 30.0, 40.0]]), "labels": torch.tensor([1])},
+               {"boxes": torch.tensor([[20.0, 10.0, 60.0, 30.0]]), "labels": torch.tensor([0])}]
+    module.train()
+    module.training_step((images, targets, torch.tensor([0, 1])), 0).backward()
+    assert module.model.net.backbone.body["0"][0].weight.grad.abs().sum() > 0
+    assert all(p.grad is not None for loss in per_level for p in loss.align.parameters())
+    assert all(p.grad is None for p in teacher.parameters())

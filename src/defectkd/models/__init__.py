@@ -84,6 +84,11 @@ register(ModelSpec(
     "RetinaNet, ResNet-18-FPN, two-conv heads: the light CPU student; input resized to 224",
     {"classes": 6, "min_size": 224, "max_size": 224, "head_depth": 2},
 ))
+register(ModelSpec(
+    "retinanet-mnv3", "detect", "student", partial(RetinaNetDetector, "mobilenet_v3_large"),
+    "RetinaNet, MobileNetV3-Large backbone, 128-channel FPN, two-conv heads: the edge student; input resized to 224",
+    {"classes": 6, "min_size": 224, "max_size": 224, "head_depth": 2, "fpn_channels": 128},
+))
 
 __all__ = [
     "CMINet", "ClassificationNet", "MCFFNet", "ModelSpec", "PCTNet", "RetinaNetDetector", "SMPSegmenter",

@@ -18,7 +18,9 @@
 
 Weights are never downloaded (`weights=None, weights_backbone=None`): BatchNorm layers are ordinary (trainable)
 ones, every layer is trainable. `retinanet-r18` trims each head to `head_depth=2` convs (torchvision: 4), half
-the head's MACs, for CPUs.
+the head's MACs, for CPUs. `retinanet-mnv3` goes further for CPU training and edge devices: a MobileNetV3-Large
+backbone, a 128-channel FPN and two-conv heads. Feature distillation pairs its 128-channel levels with a
+teacher's 256-channel ones through the usual 1x1 adapters.
 """
 
 from __future__ import annotations
@@ -30,12 +32,27 @@ import torchvision
 from torch import nn
 from torchvision.models.detection import RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 LEVELS = ("p3", "p4", "p5", "p6", "p7")
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
-ARCHS = ("resnet18", "resnet50", "resnet101")
+ARCHS = ("resnet18", "resnet50", "resnet101", "mobilenet_v3_large")
+# mobilenet_v3_large.features: the last block of each stride-8 / 16 / 32 stage (40, 112 and 960 channels)
+MOBILENET_STAGES = {"6": "0", "12": "1", "16": "2"}
+
+
+def fpn_backbone(arch: str, fpn_channels: int) -> BackboneWithFPN:
+    """Backbone (random weights) + FPN of `fpn_channels` over its stride-8/16/32 outputs, P6/P7 from P5: the
+    torchvision RetinaNet layout, with the channel width and the backbone chosen here."""
+    extra = LastLevelP6P7(fpn_channels, fpn_channels)
+    if arch == "mobilenet_v3_large":
+        features = torchvision.models.mobilenet_v3_large(weights=None).features
+        return BackboneWithFPN(features, MOBILENET_STAGES, [40, 112, 960], fpn_channels, extra_blocks=extra)
+    body = getattr(torchvision.models, arch)(weights=None, norm_layer=nn.BatchNorm2d)
+    layer2 = body.inplanes // 4  # layer2's output channels (128 for resnet18, 512 for resnet50/101)
+    return BackboneWithFPN(body, {"layer2": "0", "layer3": "1", "layer4": "2"}, [layer2, layer2 * 2, layer2 * 4],
+                           fpn_channels, extra_blocks=extra)
 
 
 def anchor_sizes(base: int) -> tuple[tuple[int, int, int], ...]:
@@ -66,8 +83,8 @@ class RetinaNetDetector(nn.Module):
     feature_layer = "fpn_levels.p3"  # the finest level (what `defectkd layers` marks)
 
     def __init__(self, arch: str = "resnet50", classes: int = 6, min_size: int = 224, max_size: int = 224,
-                 anchor_base: int = 32, head_depth: int = 4, score_thresh: float = 0.05, nms_thresh: float = 0.5,
-                 detections_per_img: int = 100, topk_candidates: int = 1000) -> None:
+                 anchor_base: int = 32, head_depth: int = 4, fpn_channels: int = 256, score_thresh: float = 0.05,
+                 nms_thresh: float = 0.5, detections_per_img: int = 100, topk_candidates: int = 1000) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"unknown backbone {arch!r} (known: {', '.join(ARCHS)})")
@@ -80,8 +97,9 @@ class RetinaNetDetector(nn.Module):
         self.classes = classes
         self.arch = arch
         self.fpn_levels = nn.ModuleDict({level: nn.Identity() for level in LEVELS})
-        body = getattr(torchvision.models, arch)(weights=None, norm_layer=nn.BatchNorm2d)
-        inner = _resnet_fpn_extractor(body, 5, returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
+        if fpn_channels < 8:
+            raise ValueError(f"fpn_channels must be >= 8, got {fpn_channels}")
+        inner = fpn_backbone(arch, fpn_channels)
         anchors = AnchorGenerator(anchor_sizes(anchor_base), (ASPECT_RATIOS,) * len(LEVELS))
         self.net = RetinaNet(_TappedFPN(inner, self.fpn_levels), classes, min_size=min_size, max_size=max_size,
                              anchor_generator=anchors, score_thresh=score_thresh, nms_thresh=nms_thresh,
@@ -128,7 +146,7 @@ class RetinaNetDetector(nn.Module):
         own = self.state_dict()
         out = {}
         for k, v in state.items():
-            for key in (k, f"net.{k}", f"net.backbone.body.{k}"):
+            for key in (k, f"net.{k}", f"net.backbone.body.{k}", f"net.backbone.body.{k.removeprefix('features.')}"):
                 if key in own and isinstance(v, torch.Tensor) and tuple(own[key].shape) == tuple(v.shape):
                     out[key] = v
                     break

@@ -59,14 +59,19 @@ def trained(tmp_path_factory, tiny_det):
 def random_detector(tmp_path_factory):
     """A deploy file of a randomly initialised but fixed retinanet-r18 whose scores spread over (0, 1), with a
     predict threshold of 0.3, so that there are boxes to compare."""
+    return random_deploy_file(tmp_path_factory.mktemp("random") / "random-r18.pt", "retinanet-r18", 0.05)
+
+
+def random_deploy_file(path, model_name: str, cls_std: float):
+    """A seeded random detector saved as a deploy file (4 NEU classes, 96 px, predict threshold 0.3); its
+    classification layer re-drawn with `cls_std` around a -1 bias so that scores spread across the threshold."""
     torch.manual_seed(0)
     kwargs = {"classes": 4, "min_size": 96, "max_size": 96}
-    model = build_model("retinanet-r18", **kwargs)
+    model = build_model(model_name, **kwargs)
     head = model.net.head.classification_head.cls_logits
-    torch.nn.init.normal_(head.weight, std=0.05)
+    torch.nn.init.normal_(head.weight, std=cls_std)
     torch.nn.init.constant_(head.bias, -1.0)
-    path = tmp_path_factory.mktemp("random") / "random-r18.pt"
-    torch.save({"format": DEPLOY_FORMAT, "model_name": "retinanet-r18", "model_kwargs": kwargs, "threshold": 0.3,
+    torch.save({"format": DEPLOY_FORMAT, "model_name": model_name, "model_kwargs": kwargs, "threshold": 0.3,
                 "task": "detect", "class_names": ["inclusion", "patches", "pits", "scratches"], "imgsz": 96,
                 "state_dict": model.state_dict()}, path)
     return path
@@ -77,16 +82,8 @@ def test_edge_detector_exports_with_box_parity(tmp_path):
     boxes, as for the ResNet detectors."""
     from defectkd import api
 
-    torch.manual_seed(0)
-    kwargs = {"classes": 4, "min_size": 96, "max_size": 96}
-    model = build_model("retinanet-mnv3", **kwargs)
-    head = model.net.head.classification_head.cls_logits
-    torch.nn.init.normal_(head.weight, std=200.0)  # its random head features are ~1e-3: logits spread ~1
-    torch.nn.init.constant_(head.bias, -1.0)
-    path = tmp_path / "random-mnv3.pt"
-    torch.save({"format": DEPLOY_FORMAT, "model_name": "retinanet-mnv3", "model_kwargs": kwargs, "threshold": 0.3,
-                "task": "detect", "class_names": ["inclusion", "patches", "pits", "scratches"], "imgsz": 96,
-                "state_dict": model.state_dict()}, path)
+    # its random head features are ~1e-3, so a wide classification layer spreads the logits by ~1
+    path = random_deploy_file(tmp_path / "random-mnv3.pt", "retinanet-mnv3", 200.0)
     summary = api.export(path, out=tmp_path / "mnv3.onnx")
     assert summary["boxes"] > 0 and summary["box_max_abs_diff"] < 1e-3 and summary["unmatched_boxes"] == 0
 

@@ -94,11 +94,11 @@ class RetinaNetDetector(nn.Module):
             raise ValueError(f"head_depth must be 1..4, got {head_depth}")
         if min_size < 32 or max_size < min_size:
             raise ValueError(f"need 32 <= min_size <= max_size, got {min_size}, {max_size}")
+        if fpn_channels < 8:
+            raise ValueError(f"fpn_channels must be >= 8, got {fpn_channels}")
         self.classes = classes
         self.arch = arch
         self.fpn_levels = nn.ModuleDict({level: nn.Identity() for level in LEVELS})
-        if fpn_channels < 8:
-            raise ValueError(f"fpn_channels must be >= 8, got {fpn_channels}")
         inner = fpn_backbone(arch, fpn_channels)
         anchors = AnchorGenerator(anchor_sizes(anchor_base), (ASPECT_RATIOS,) * len(LEVELS))
         self.net = RetinaNet(_TappedFPN(inner, self.fpn_levels), classes, min_size=min_size, max_size=max_size,

@@ -30,49 +30,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
-from defectkd import api
-from defectkd.data.synthetic import write_synthetic_segment
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # table_records beside this script, however it is run
+
+from table_records import cpu_name, describe, fastest_format, mark_teachers, merge_records  # noqa: E402
+
+from defectkd import api  # noqa: E402
+from defectkd.data.synthetic import write_synthetic_segment  # noqa: E402
 
 # REFERENCES.md 4: DeepCrack test set (237 images), exact F1; parameters where published.
 PUBLISHED = [("DeepCrack-BN", 0.852, None), ("DeepCrack + guided filter", 0.868, None), ("U-Net", 0.830, 13.3),
              ("DeepCrack", 0.865, 14.7), ("CT-crackseg", 0.883, 22.9), ("SCSegamba (secondary report)", 0.911, 2.8),
              ("MixerCSeg (secondary report)", 0.921, 2.5)]
-
-
-def describe(run: Path) -> dict:
-    """Model, role, method and parameters of a run, from its checkpoint's saved config."""
-    from defectkd.engine.checkpoint import load_checkpoint_model
-    from defectkd.engine.runs import resolve_weights
-    from defectkd.info import count_parameters
-    from defectkd.models.registry import model_spec
-
-    weights = resolve_weights(run)
-    model, hp = load_checkpoint_model(weights)
-    cfg = hp.get("config", {})
-    if cfg.get("soft_labels"):
-        method = "kd (offline)"
-    elif cfg.get("teacher"):
-        method = "+".join(loss["method"] for loss in cfg.get("losses") or []) or cfg.get("method", "kd")
-    else:
-        method = "alone"
-    name = hp["model_name"]
-    teacher = cfg.get("teacher")
-    return {"run": run.name if run.is_dir() else str(run), "weights": str(weights), "model": name,
-            "role": model_spec(name).role, "method": method, "params_m": count_parameters(model) / 1e6,
-            "gmacs": macs_448(hp), "teacher": str(resolve_weights(teacher).resolve()) if teacher else None}
-
-
-def mark_teachers(rows: list[dict]) -> None:
-    """A run that taught another row is a teacher here, whatever its model's usual role."""
-    taught = {row["teacher"] for row in rows if row["teacher"]}
-    for row in rows:
-        if str(Path(row["weights"]).resolve()) in taught:
-            row["role"] = "teacher"
 
 
 def macs_448(hp: dict) -> float:
@@ -119,50 +91,10 @@ def accuracy(rows: list[dict], data: str, args: argparse.Namespace, work: Path) 
             row["mDS"] = model["mDS"]
 
 
-def fastest_format(row: dict, data: str, args: argparse.Namespace, work: Path) -> None:
-    """The fastest runtime whose F1 stays within --max-drop of PyTorch's on the same images."""
-    bench = api.benchmark(row["weights"], data=data, split="test", imgsz=448, formats=args.formats.split(","),
-                          threads=args.threads, rounds=args.rounds, reps=args.reps, limit=args.bench_limit,
-                          project=work, name=f"bench-{row['run']}")
-    ok = [r for r in bench["rows"] if r["status"] == "ok" and r.get("fps")]
-    reference = next(r["metric"] for r in ok if r["format"] == "pytorch")
-    good = [r for r in ok if r["metric"] >= reference - args.max_drop]
-    best = max(good, key=lambda r: r["fps"])
-    row.update(format=best["format"], fps=best["fps"], formats={r["format"]: [r.get("metric"), r.get("fps")]
-                                                                for r in bench["rows"]})
-
-
 def setting(args: argparse.Namespace) -> dict:
     """What makes two rows comparable: the same corrupted images and the same speed measurement."""
     return {k: getattr(args, k) for k in ("corruptions", "severities", "robust_limit", "bench_limit", "threads",
                                           "max_drop")}
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def merge_records(rows: list[dict], folder: Path, current: dict) -> list[dict]:
-    """Write each row measured now to FOLDER/<run>.json; return them with the earlier records of other runs
-    measured under the same setting (runs do not outlive a session; their records do): teachers first, then
-    per model the student alone before its distilled versions."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for row in rows:
-        (folder / f"{row['run']}.json").write_text(json.dumps(row, indent=1) + "\n")
-    names = {row["run"] for row in rows}
-    for path in sorted(folder.glob("*.json")):
-        record = json.loads(path.read_text())
-        if record["run"] in names:
-            continue
-        if record.get("setting") != current:
-            print(f"{path}: measured under {record.get('setting')}, not {current}; left out", file=sys.stderr)
-            continue
-        rows.append(record)
-    return sorted(rows, key=lambda r: (r["role"] != "teacher", r["model"], r["method"] != "alone", r["method"],
-                                       r["run"]))
 
 
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
@@ -229,12 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--runs needs --data (the data set with the labelled test split)")
     if not args.runs and not args.records:
         ap.error("give --runs (with --data), --records, or --quick")
-    rows = [describe(Path(run)) for run in args.runs]
+    rows = []
+    for run in args.runs:
+        row, hp = describe(Path(run))
+        rows.append({**row, "gmacs": macs_448(hp)})
     mark_teachers(rows)
     if rows:
         accuracy(rows, args.data, args, work)
     for row in rows:
-        fastest_format(row, args.data, args, work)
+        fastest_format(row, args.data, args, work, imgsz=448)
         row.update(measured=time.strftime("%Y-%m-%d"), cpu=cpu_name(), setting=setting(args))
     if args.records:
         rows = merge_records(rows, Path(args.records), setting(args))

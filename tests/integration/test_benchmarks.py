@@ -124,3 +124,26 @@ def test_deepcrack_table_quick(capsys, tmp_path):
     assert _table_rows(capsys.readouterr().out)[:3] == rows[:3]
     assert script.main(["--records", str(records)]) == 0  # other settings: rows left out, not mixed in
     assert len(_table_rows(capsys.readouterr().out)) == 1 + len(script.PUBLISHED) + 1
+
+
+@pytest.mark.slow
+def test_neu_table_quick(capsys, tmp_path):
+    records = tmp_path / "records"
+    script = _load("neu_table")
+    assert script.main(["--quick", "--work", str(tmp_path), "--records", str(records)]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    by_run = {r[0].strip(): r for r in rows}
+    assert [by_run[k][2].strip() for k in ("cls-teacher", "cls-alone", "cls-kd")] == ["teacher", "student", "student"]
+    assert by_run["det-alone"][1].strip() == "retinanet-mnv3"
+    result = {r["run"]: r for r in json.loads((tmp_path / "neu_table.json").read_text())["rows"]}
+    kd, alone = result["cls-kd"], result["cls-alone"]
+    # the gain is the distilled row minus its student trained alone, and the table prints it in points
+    assert kd["gain_over"] == "cls-alone"
+    assert kd["gain"]["accuracy"] == pytest.approx(kd["accuracy"] - alone["accuracy"])
+    assert by_run["cls-kd"][10].strip() == f"{100 * kd['gain']['accuracy']:+.1f} / {100 * kd['gain']['f1']:+.1f}"
+    assert "gain" not in alone and 0 <= result["det-alone"]["map_50"] <= 1 and result["det-alone"]["fps"] > 0
+    for row in result.values():  # the fastest format keeps the task metric within max_drop of PyTorch's
+        assert row["formats"][row["format"]][0] >= row["formats"]["pytorch"][0] - 0.005
+    # the records alone rebuild the same tables
+    assert script.main(["--records", str(records), "--imgsz", "64", "--bench-limit", "4", "--threads", "1"]) == 0
+    assert _table_rows(capsys.readouterr().out) == rows

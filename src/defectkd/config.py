@@ -135,7 +135,7 @@ class DistillSegmentConfig(SegmentTrainConfig):
         if self.teacher is None and self.soft_labels is None:
             raise ValueError("give a teacher (online) or soft_labels (offline)")
         given = [t.model_dump() for t in self.losses] if self.losses is not None else None
-        r = expand(self.method, self.T, self.alpha, given)
+        r = expand(self.method, self.T, self.alpha, given, epochs=self.epochs)
         self.T, self.alpha = r["T"], r["alpha"]
         if self.hard_weight is None:
             self.hard_weight = r["hard_weight"]
@@ -231,7 +231,7 @@ class DistillClassifyConfig(ClassifyTrainConfig):
         from .distill.recipes import CLASSIFY_RECIPES, expand
 
         given = [t.model_dump() for t in self.losses] if self.losses is not None else None
-        r = expand(self.method, self.T, self.alpha, given, recipes=CLASSIFY_RECIPES)
+        r = expand(self.method, self.T, self.alpha, given, recipes=CLASSIFY_RECIPES, epochs=self.epochs)
         self.T, self.alpha = r["T"], r["alpha"]
         if self.hard_weight is None:
             self.hard_weight = r["hard_weight"]
@@ -315,7 +315,7 @@ class DistillDetectConfig(DetectTrainConfig):
         from .distill.recipes import DETECT_RECIPES, expand
 
         given = [t.model_dump() for t in self.losses] if self.losses is not None else None
-        r = expand(self.method, self.T, None, given, recipes=DETECT_RECIPES)
+        r = expand(self.method, self.T, None, given, recipes=DETECT_RECIPES, epochs=self.epochs)
         self.T = r["T"]
         if self.hard_weight is None:
             self.hard_weight = r["hard_weight"]

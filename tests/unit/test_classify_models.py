@@ -126,8 +126,8 @@ def test_distill_module_terms_teacher_frozen_and_not_saved():
 
     dkd = _distill_module("dkd", teacher)
     dkd.log = lambda *a, **k: None
-    dkd.on_train_epoch_start()  # warm-up factor 1/20 in the first epoch, as in DKD's code
-    assert dkd.distill_losses[0].warmup_factor == pytest.approx(1 / 20)
+    dkd.on_train_epoch_start()  # 30 epochs: a 2-epoch warm-up (1/12 of the run), factor 1/2 in the first epoch
+    assert dkd.distill_losses[0].warmup == 2 and dkd.distill_losses[0].warmup_factor == pytest.approx(1 / 2)
     assert dkd.training_step(batch, 0).item() > 0
 
     mgd = _distill_module("mgd", teacher)  # channel mask, 7e-5, 0.15 on the last feature maps

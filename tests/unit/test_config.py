@@ -52,3 +52,15 @@ def test_shipped_configs_validate():
     for path in (Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"):
         cfg = build_config(SegmentTrainConfig, path, {"data": "x"})
         assert cfg.model  # every shipped preset is a valid config
+
+
+@pytest.mark.parametrize(("epochs", "warmup"), [(240, 20), (100, 8), (400, 20), (15, 1), (30, 2)])
+def test_dkd_recipe_warms_up_over_a_twelfth_of_the_run(epochs, warmup):
+    from defectkd.config import DistillClassifyConfig, DistillSegmentConfig
+
+    for config in (DistillClassifyConfig, DistillSegmentConfig):
+        cfg = config(data="x", teacher="t", method="dkd", epochs=epochs)
+        assert cfg.losses[0].params["warmup"] == warmup  # DKD's code: 20 of CIFAR's 240 epochs
+    explicit = DistillClassifyConfig(data="x", teacher="t", method="dkd", epochs=15,
+                                     losses=[{"method": "dkd", "params": {"warmup": 5}}])
+    assert explicit.losses[0].params["warmup"] == 5

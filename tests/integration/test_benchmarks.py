@@ -120,9 +120,10 @@ def test_deepcrack_table_quick(capsys, tmp_path):
     assert sorted(p.name for p in records.iterdir()) == ["kd-edge-n.json", "teacher.json"]
     settings = ["--corruptions", "pepper", "--severities", "1", "--robust-limit", "2", "--bench-limit", "2",
                 "--threads", "1"]
-    assert script.main(["--records", str(records), *settings]) == 0
+    assert script.main(["--records", str(records), "--work", str(tmp_path), *settings]) == 0
     assert _table_rows(capsys.readouterr().out)[:3] == rows[:3]
-    assert script.main(["--records", str(records)]) == 0  # other settings: rows left out, not mixed in
+    # other settings: rows left out, not mixed in
+    assert script.main(["--records", str(records), "--work", str(tmp_path)]) == 0
     assert len(_table_rows(capsys.readouterr().out)) == 1 + len(script.PUBLISHED) + 1
 
 
@@ -145,5 +146,7 @@ def test_neu_table_quick(capsys, tmp_path):
     for row in result.values():  # the fastest format keeps the task metric within max_drop of PyTorch's
         assert row["formats"][row["format"]][0] >= row["formats"]["pytorch"][0] - 0.005
     # the records alone rebuild the same tables
-    assert script.main(["--records", str(records), "--imgsz", "64", "--bench-limit", "4", "--threads", "1"]) == 0
+    again = ["--records", str(records), "--work", str(tmp_path), "--imgsz", "64", "--bench-limit", "4",
+             "--threads", "1"]
+    assert script.main(again) == 0
     assert _table_rows(capsys.readouterr().out) == rows

@@ -7,6 +7,7 @@ which ONNX Runtime fuses into integer kernels on CPU and which OpenVINO and Tens
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +34,14 @@ class _Images:
         self._it = iter(self.images)
 
 
+class _QuietAxisWarnings(logging.Filter):
+    """ORT logs 'Axis 1 is out-of-range for weight ... with rank 1' once per 1-D weight (a norm's scale, a PReLU
+    slope) that per-channel mode then quantizes per tensor, as intended: dozens of lines that look like errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is out-of-range for weight" not in record.getMessage()
+
+
 def quantize_int8(fp32: Path, out: Path, images: list[Path], prepare: Callable[[np.ndarray], np.ndarray],
                   method: str = "minmax", per_channel: bool = True, op_types: list[str] | None = None,
                   skip_depthwise: bool = False, qoperator: bool = False) -> dict:
@@ -52,11 +61,16 @@ def quantize_int8(fp32: Path, out: Path, images: list[Path], prepare: Callable[[
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # folds, fuses, infers shapes
-        quantize_static(str(prepared), str(out), _Images(images, prepare, input_name),
-                        quant_format=QuantFormat.QOperator if qoperator else QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
-                        calibrate_method=calibrate, op_types_to_quantize=op_types, nodes_to_exclude=exclude,
-                        extra_options={"CalibMovingAverage": method == "minmax", "CalibPercentile": 99.999})
+        quiet = _QuietAxisWarnings()
+        logging.getLogger().addFilter(quiet)
+        try:
+            quantize_static(str(prepared), str(out), _Images(images, prepare, input_name),
+                            quant_format=QuantFormat.QOperator if qoperator else QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
+                            calibrate_method=calibrate, op_types_to_quantize=op_types, nodes_to_exclude=exclude,
+                            extra_options={"CalibMovingAverage": method == "minmax", "CalibPercentile": 99.999})
+        finally:
+            logging.getLogger().removeFilter(quiet)
     quantized = onnx.load(str(out))
     del quantized.metadata_props[:]
     for entry in source.metadata_props:

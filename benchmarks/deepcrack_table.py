@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # table_records beside this script, however it is run
 
-from table_records import cpu_name, describe, fastest_format, mark_teachers, merge_records  # noqa: E402
+from table_records import add_table_options, cpu_name, describe, fastest_format, mark_teachers, merge_records  # noqa: E402
 
 from defectkd import api  # noqa: E402
 from defectkd.data.synthetic import write_synthetic_segment  # noqa: E402
@@ -142,14 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corruptions", default="pepper,salt,crack-texture,gaussian-blur,gaussian-noise,jpeg")
     ap.add_argument("--severities", default="1,3,5")
     ap.add_argument("--robust-limit", type=int, default=None, help="first N test images for mDS")
-    ap.add_argument("--formats", default="onnx,onnx-int8", help="export formats to time beside PyTorch")
-    ap.add_argument("--bench-limit", type=int, default=20, help="test images for each format's F1")
-    ap.add_argument("--max-drop", type=float, default=0.005, help="F1 a faster format may lose")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--records", default=None, help="folder of one JSON per run (committed, e.g. "
-                    "benchmarks/results/deepcrack): rows measured now are written there, earlier ones join the table")
+    add_table_options(ap, bench_limit=20, reps=3, metric="F1", records="benchmarks/results/deepcrack")
     ap.add_argument("--quick", action="store_true", help="two 1-epoch synthetic runs: checks the script runs")
     args = ap.parse_args(argv)
     work = Path(args.work)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # table_records beside this script, however it is run
 
-from table_records import cpu_name, describe, fastest_format, mark_teachers, merge_records  # noqa: E402
+from table_records import add_table_options, cpu_name, describe, fastest_format, mark_teachers, merge_records  # noqa: E402
 
 from defectkd import api  # noqa: E402
 
@@ -79,32 +79,29 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None or value < 0 else f"{value:.4f}"
 
 
+def _line(r: dict, cells: list[str], gain_keys: tuple[str, str]) -> str:
+    """One table row: the run's description, its metric cells, the gain in points, speed."""
+    gain = r.get("gain")
+    g = " / ".join(f"{100 * gain[k]:+.1f}" for k in gain_keys) if gain else "-"
+    return (f"| {r['run']} | {r['model']} | {r['role']} | {r['method']} | {r['params_m']:.2f} | {r['gmacs']:.3f} | "
+            f"{r['imgsz']} | {r['epochs']} | {' | '.join(cells)} | {g} | {r['format']} | {r['fps']:.1f} | "
+            f"{r['measured']} |")
+
+
 def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
     speed = f"FPS on {args.imgsz}x{args.imgsz} images, {args.threads} threads, batch 1, end to end"
-    cls = [r for r in rows if r["task"] == "classify"]
-    det = [r for r in rows if r["task"] == "detect"]
+    head = "| run | model | role | method | params (M) | GMACs | imgsz | epochs | "
     print(f"classification, test split; {speed}")
-    print("| run | model | role | method | params (M) | GMACs | imgsz | epochs | accuracy | macro F1 | "
-          "gain acc / F1 | fastest format | FPS | measured |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in cls:
-        gain = r.get("gain")
-        g = f"{100 * gain['accuracy']:+.1f} / {100 * gain['f1']:+.1f}" if gain else "-"
-        print(f"| {r['run']} | {r['model']} | {r['role']} | {r['method']} | {r['params_m']:.2f} | {r['gmacs']:.3f} | "
-              f"{r['imgsz']} | {r['epochs']} | {r['accuracy']:.4f} | {r['f1']:.4f} | {g} | {r['format']} | "
-              f"{r['fps']:.1f} | {r['measured']} |")
+    print(head + "accuracy | macro F1 | gain acc / F1 | fastest format | FPS | measured |")
+    print("|---" * 14 + "|")
+    for r in (r for r in rows if r["task"] == "classify"):
+        print(_line(r, [f"{r['accuracy']:.4f}", f"{r['f1']:.4f}"], ("accuracy", "f1")))
     print(f"\npublished: {'; '.join(f'{name}: {text}' for name, text in PUBLISHED_CLASSIFY)}\n")
     print(f"detection, test split, COCO mAP; {speed}")
-    print("| run | model | role | method | params (M) | GMACs | imgsz | epochs | mAP50 | mAP | AP_S | AP_M | AP_L | "
-          "gain mAP50 / mAP | fastest format | FPS | measured |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in det:
-        gain = r.get("gain")
-        g = f"{100 * gain['map_50']:+.1f} / {100 * gain['map']:+.1f}" if gain else "-"
-        print(f"| {r['run']} | {r['model']} | {r['role']} | {r['method']} | {r['params_m']:.2f} | {r['gmacs']:.3f} | "
-              f"{r['imgsz']} | {r['epochs']} | {r['map_50']:.4f} | {r['map']:.4f} | {_fmt(r['map_small'])} | "
-              f"{_fmt(r['map_medium'])} | {_fmt(r['map_large'])} | {g} | {r['format']} | {r['fps']:.1f} | "
-              f"{r['measured']} |")
+    print(head + "mAP50 | mAP | AP_S | AP_M | AP_L | gain mAP50 / mAP | fastest format | FPS | measured |")
+    print("|---" * 17 + "|")
+    for r in (r for r in rows if r["task"] == "detect"):
+        print(_line(r, [_fmt(r[k]) for k in DETECT_KEYS], ("map_50", "map")))
     print("\n| published (NEU-DET, REFERENCES.md 1.4 and 4; other splits) | mAP50 | mAP |")
     print("|---|---|---|")
     for name, map50, map_ in PUBLISHED_DETECT:
@@ -137,15 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="data set with a test split (default: each run's own data)")
     ap.add_argument("--runs", nargs="*", default=[], help="classify / detect run folders, one row each")
     ap.add_argument("--work", default="runs/bench-neu", help="folder for evaluations, exports and the JSON")
-    ap.add_argument("--formats", default="onnx,onnx-int8", help="export formats to time beside PyTorch")
     ap.add_argument("--imgsz", type=int, default=200, help="side of the timing images (NEU-DET: 200)")
-    ap.add_argument("--bench-limit", type=int, default=360, help="test images for each format's metric")
-    ap.add_argument("--max-drop", type=float, default=0.005, help="accuracy / mAP50 a faster format may lose")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--records", default=None, help="folder of one JSON per run (committed, e.g. "
-                    "benchmarks/results/neu): rows measured now are written there, earlier ones join the tables")
+    add_table_options(ap, bench_limit=360, reps=5, metric="accuracy / mAP50", records="benchmarks/results/neu")
     ap.add_argument("--quick", action="store_true", help="tiny 1-epoch synthetic runs: checks the script runs")
     args = ap.parse_args(argv)
     work = Path(args.work)

@@ -16,6 +16,18 @@ from pathlib import Path
 from defectkd import api
 
 
+def add_table_options(ap, bench_limit: int, reps: int, metric: str, records: str) -> None:
+    """The speed and records options every table takes (the fastest-format rule, timing, --records)."""
+    ap.add_argument("--formats", default="onnx,onnx-int8", help="export formats to time beside PyTorch")
+    ap.add_argument("--bench-limit", type=int, default=bench_limit, help=f"test images for each format's {metric}")
+    ap.add_argument("--max-drop", type=float, default=0.005, help=f"{metric} a faster format may lose")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=reps)
+    ap.add_argument("--records", default=None, help=f"folder of one JSON per run (committed, e.g. {records}): "
+                    "rows measured now are written there, earlier ones of the same setting join the table")
+
+
 def describe(run: Path) -> tuple[dict, dict]:
     """Model, role, method, parameters, training data and image size of a run, from its checkpoint's config;
     and the checkpoint's hyper-parameters (to build the model again)."""

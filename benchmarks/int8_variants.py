@@ -1,13 +1,18 @@
-"""Which INT8 graph? Quantization variants of one trained segmenter: validation F1 and ONNX Runtime speed.
+"""Which INT8 graph? Quantization variants of one trained model (segmenter, classifier or detector): its task
+metric on the validation split and ONNX Runtime speed.
 
     python benchmarks/int8_variants.py runs/segment/deepcrack-edge-s-kd-offline2 --data ../shared/datasets/deepcrack
+    python benchmarks/int8_variants.py runs/classify/neu-cmi-fp32 --data ../shared/datasets/neu_det \
+        --variants fp32,qdq-all,qdq-percentile,qdq-entropy,qdq-float-head,qdq-per-tensor
     python benchmarks/int8_variants.py --quick          # untrained mcff-edge-n on synthetic cracks, seconds
 
-Exports the weights at --imgsz, quantizes them several ways (QDQ or QOperator, all operators or convolutions
-only, depthwise convolutions left in float), scores each on the validation images training held out (same
-split rule as training: val_fraction 0.1, split seed 0) and times the bare graph on --threads threads
-(--rounds interleaved rounds x 5 calls, median). Variants go to --work. Results: docs/benchmarks.md,
-"Export formats and INT8".
+Exports the weights (segmentation at --imgsz; a classifier or detector at its training size), quantizes them
+several ways (QDQ or QOperator, all operators or convolutions only, depthwise convolutions left in float, other
+calibration methods, the classifier's head left in float, per-tensor weights), scores each on the validation
+images training held out (same split rule as training: the run's val_fraction and split seed; F1 / accuracy /
+mAP50 as `export --max-drop` does) and times the bare graph on --threads threads (--rounds interleaved rounds x 5
+calls, median). Calibration: --fraction of the training images, as `export --int8`. Variants go to --work.
+Results: docs/benchmarks.md, "Export formats and INT8" and the NEU-DET classification section.
 """
 
 from __future__ import annotations
@@ -29,18 +34,11 @@ VARIANTS = {
     "qdq-all-nodw": {"skip_depthwise": True},
     "qop-all": {"qoperator": True},
     "qop-conv": {"qoperator": True, "op_types": ["Conv"]},
+    "qdq-percentile": {"method": "percentile"},
+    "qdq-entropy": {"method": "entropy"},
+    "qdq-float-head": {"skip_head": True},
+    "qdq-per-tensor": {"per_channel": False},
 }
-
-
-def pooled_f1(seg, samples) -> float:
-    from defectkd.data.io import read_image, read_mask
-
-    tp = fp = fn = 0
-    for s in samples:
-        prob, _ = seg.segment(read_image(s.image))
-        truth, pred = read_mask(s.mask) > 0, prob >= 0.5
-        tp, fp, fn = tp + np.sum(pred & truth), fp + np.sum(pred & ~truth), fn + np.sum(~pred & truth)
-    return float(2 * tp / max(1, 2 * tp + fp + fn))
 
 
 def _quick_inputs(work: Path) -> tuple[Path, Path]:
@@ -65,15 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
+    ap.add_argument("--fraction", type=float, default=0.25, help="share of the training images to calibrate on")
     ap.add_argument("--work", default="/tmp/q", help="folder for the exported variants")
     ap.add_argument("--quick", action="store_true", help="untrained mcff-edge-n, synthetic data, 64 px, 3 variants")
     args = ap.parse_args(argv)
 
     from defectkd.api import export
-    from defectkd.data.layouts import discover
-    from defectkd.deploy.runtime import OnnxSegmenter
-    from defectkd.engine.train import split_train_val
-    from defectkd.export.quality import pick_calibration
+    from defectkd.deploy.backends import open_runtime
+    from defectkd.engine.checkpoint import load_checkpoint_model
+    from defectkd.engine.runs import resolve_weights
+    from defectkd.export.quality import METRIC_NAMES, eval_images, pick_calibration, score
     from defectkd.export.quantize import quantize_int8
 
     work = Path(args.work)
@@ -87,23 +86,26 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    train, val, _ = split_train_val(discover(args.data), 0.1, 0, None, None)
+    _, hp = load_checkpoint_model(resolve_weights(args.weights))
+    images = eval_images(hp, args.data, "val")
+    segment = images.task == "segment"
     tag = Path(args.weights).name.removesuffix(".pt")
-    fp32 = work / f"v-{tag}-{args.imgsz}.onnx"
+    fp32 = work / f"v-{tag}-{args.imgsz if segment else 'own'}.onnx"
     if not fp32.exists():
-        export(args.weights, imgsz=args.imgsz, out=fp32)
-    base = OnnxSegmenter(fp32, threads=args.threads)
-    calibration = pick_calibration([s.image for s in train], 0.25)
+        export(args.weights, imgsz=args.imgsz if segment else None, out=fp32)
+    base = open_runtime(fp32, args.threads)
+    calibration = pick_calibration(images.calibration, args.fraction)
     segs = {}
     for name in names:
         if VARIANTS[name] is None:
             segs[name] = base
             continue
-        q = work / f"v-{tag}-{args.imgsz}-{name}.onnx"
+        q = work / f"{fp32.stem}-{name}.onnx"
         quantize_int8(fp32, q, calibration, base.prepare, **VARIANTS[name])
-        segs[name] = OnnxSegmenter(q, threads=args.threads)
+        segs[name] = open_runtime(q, args.threads)
 
-    x = np.random.rand(1, 3, args.imgsz, args.imgsz).astype(np.float32)
+    side = args.imgsz if segment else int(hp.get("config", {}).get("imgsz", args.imgsz))
+    x = base.prepare((np.random.default_rng(0).random((side, side, 3)) * 255).astype(np.uint8))
     for seg in segs.values():  # untimed warm-up
         seg.backend.run(x)
         seg.backend.run(x)
@@ -117,16 +119,18 @@ def main(argv: list[str] | None = None) -> int:
                 calls.append(time.perf_counter() - t)
             per_round[k].append(statistics.median(calls))
     reference = statistics.median(per_round[names[0]])
-    print(f"{tag}: {len(val)} validation images, {args.imgsz} px, {args.threads} threads; speed-up vs {names[0]}")
-    print("| variant | val F1 | ms | FPS | speed-up |")
+    metric = METRIC_NAMES[images.task]
+    print(f"{tag}: {len(images.samples)} validation images, {x.shape[-1]} px, {args.threads} threads, "
+          f"{len(calibration)} calibration images; speed-up vs {names[0]}")
+    print(f"| variant | val {metric} | ms | FPS | speed-up |")
     print("|---|---|---|---|---|")
     rows = []
     for k, seg in segs.items():
         ms = statistics.median(per_round[k]) * 1e3
-        row = {"variant": k, "val_f1": round(pooled_f1(seg, val), 4), "ms": round(ms, 2),
+        row = {"variant": k, "metric": metric, "val": round(score(seg, images), 4), "ms": round(ms, 2),
                "fps": round(1e3 / ms, 1), "speedup": round(reference * 1e3 / ms, 2)}
         rows.append(row)
-        print(f"| {k} | {row['val_f1']:.4f} | {row['ms']} | {row['fps']} | {row['speedup']}x |", flush=True)
+        print(f"| {k} | {row['val']:.4f} | {row['ms']} | {row['fps']} | {row['speedup']}x |", flush=True)
     (work / f"int8_variants-{tag}.json").write_text(json.dumps(rows, indent=1))
     return 0
 

@@ -44,10 +44,11 @@ class _QuietAxisWarnings(logging.Filter):
 
 def quantize_int8(fp32: Path, out: Path, images: list[Path], prepare: Callable[[np.ndarray], np.ndarray],
                   method: str = "minmax", per_channel: bool = True, op_types: list[str] | None = None,
-                  skip_depthwise: bool = False, qoperator: bool = False) -> dict:
+                  skip_depthwise: bool = False, qoperator: bool = False, skip_head: bool = False) -> dict:
     """Write the INT8 twin of FP32 to OUT, calibrated on IMAGES; the FP32 file's metadata is kept.
     `op_types`: only these operator types (default: all ORT can quantize); `skip_depthwise`: leave grouped
-    convolutions in float; `qoperator`: QLinearConv-style operators instead of QDQ pairs."""
+    convolutions in float; `qoperator`: QLinearConv-style operators instead of QDQ pairs; `skip_head`: leave the
+    fully connected layers (Gemm, MatMul: a classifier's head) in float."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -56,11 +57,13 @@ def quantize_int8(fp32: Path, out: Path, images: list[Path], prepare: Callable[[
                  "entropy": CalibrationMethod.Entropy}[method]
     source = onnx.load(str(fp32))
     input_name = source.graph.input[0].name
-    exclude = [n.name for n in source.graph.node if skip_depthwise and n.op_type == "Conv"
-               and any(a.name == "group" and a.i > 1 for a in n.attribute)]
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # folds, fuses, infers shapes
+        nodes = onnx.load(str(prepared)).graph.node  # names after the fusions
+        exclude = [n.name for n in nodes if skip_depthwise and n.op_type == "Conv"
+                   and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+        exclude += [n.name for n in nodes if skip_head and n.op_type in ("Gemm", "MatMul")]
         quiet = _QuietAxisWarnings()
         logging.getLogger().addFilter(quiet)
         try:
@@ -75,7 +78,9 @@ def quantize_int8(fp32: Path, out: Path, images: list[Path], prepare: Callable[[
     del quantized.metadata_props[:]
     for entry in source.metadata_props:
         quantized.metadata_props.add(key=entry.key, value=entry.value)
-    note = f"int8 static QDQ (per-channel weights, {method} calibration on {len(images)} images)"
+    parts = ["per-channel weights" if per_channel else "per-tensor weights", f"{method} calibration on "
+             f"{len(images)} images"] + ["head in float"] * skip_head + ["depthwise in float"] * skip_depthwise
+    note = f"int8 static {'QOperator' if qoperator else 'QDQ'} ({', '.join(parts)})"
     quantized.metadata_props.add(key="quantization", value=note)
     onnx.save(quantized, str(out))
     return {"file": str(out), "calibration_images": len(images), "method": method, "quantization": note}

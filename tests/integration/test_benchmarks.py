@@ -150,3 +150,20 @@ def test_neu_table_quick(capsys, tmp_path):
              "--threads", "1"]
     assert script.main(again) == 0
     assert _table_rows(capsys.readouterr().out) == rows
+
+
+@pytest.mark.slow
+def test_neu_runs_quick_trains_then_reuses(capsys, tmp_path):
+    script = _load("neu_runs")
+    assert script.main(["--task", "detect", "--quick", "--work", str(tmp_path)]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    detect = {r[0].strip(): r for r in rows if len(r) == 17}
+    assert {k: v[3].strip() for k, v in detect.items()} == {"neu-teacher-retinanet-mnv3": "alone",
+                                                            "neu-alone-retinanet-mnv3": "alone",
+                                                            "neu-mgd-retinanet-mnv3": "mgd"}
+    assert detect["neu-teacher-retinanet-mnv3"][2].strip() == "teacher"
+    runs = json.loads((tmp_path / "neu_runs-detect.json").read_text())["runs"]
+    stamps = {run: (Path(run) / "results.json").stat().st_mtime for run in runs}
+    assert script.main(["--task", "detect", "--quick", "--work", str(tmp_path)]) == 0  # finished runs are reused
+    assert {run: (Path(run) / "results.json").stat().st_mtime for run in runs} == stamps
+    assert not (tmp_path / "detect" / "neu-mgd-retinanet-mnv32").exists()

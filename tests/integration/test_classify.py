@@ -222,6 +222,7 @@ def test_int8_and_openvino_exports_of_a_classifier(cli, trained, tiny_cls, tmp_p
     r = api.export(trained, format="onnx-int8", out=tmp_path / "cls.int8.onnx", data=tiny_cls, max_drop=0.5)
     assert r["metric"] == "accuracy" and r["task"] == "classify" and r["images"] >= 1
     assert 0 <= r["metric_int8"] <= 1 and r["drop"] == pytest.approx(r["metric_fp32"] - r["metric_int8"])
+    assert r["method"] == "percentile" and "percentile calibration" in r["quantization"]  # min-max costs accuracy
     runtime = open_runtime(r["file"])
     probs, _ = runtime.classify(np.zeros((50, 40, 3), np.uint8))
     assert probs.shape == (5,) and runtime.class_names[2] == "patches"

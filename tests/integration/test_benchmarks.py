@@ -157,7 +157,7 @@ def test_neu_runs_quick_trains_then_reuses(capsys, tmp_path):
     script = _load("neu_runs")
     assert script.main(["--task", "detect", "--quick", "--work", str(tmp_path)]) == 0
     rows = _table_rows(capsys.readouterr().out)
-    detect = {r[0].strip(): r for r in rows if len(r) == 17}
+    detect = {r[0].strip(): r for r in rows if len(r) == 17 and r[0].strip() != "run"}  # the detection rows
     assert {k: v[3].strip() for k, v in detect.items()} == {"neu-teacher-retinanet-mnv3": "alone",
                                                             "neu-alone-retinanet-mnv3": "alone",
                                                             "neu-mgd-retinanet-mnv3": "mgd"}

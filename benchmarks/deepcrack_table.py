@@ -40,18 +40,12 @@ from table_records import add_table_options, cpu_name, describe, fastest_format,
 
 from defectkd import api  # noqa: E402
 from defectkd.data.synthetic import write_synthetic_segment  # noqa: E402
+from defectkd.info import count_macs_meta  # noqa: E402
 
 # REFERENCES.md 4: DeepCrack test set (237 images), exact F1; parameters where published.
 PUBLISHED = [("DeepCrack-BN", 0.852, None), ("DeepCrack + guided filter", 0.868, None), ("U-Net", 0.830, 13.3),
              ("DeepCrack", 0.865, 14.7), ("CT-crackseg", 0.883, 22.9), ("SCSegamba (secondary report)", 0.911, 2.8),
              ("MixerCSeg (secondary report)", 0.921, 2.5)]
-
-
-def macs_448(hp: dict) -> float:
-    from defectkd.info import count_macs_meta
-    from defectkd.models import build_model
-
-    return count_macs_meta(build_model(hp["model_name"], **hp.get("model_kwargs", {})), 448) / 1e9
 
 
 def reused_accuracy(paths: list[str], robust: dict) -> dict[str, dict]:
@@ -156,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give --runs (with --data), --records, or --quick")
     rows = []
     for run in args.runs:
-        row, hp = describe(Path(run))
-        rows.append({**row, "gmacs": macs_448(hp)})
+        row, model = describe(Path(run))
+        rows.append({**row, "gmacs": count_macs_meta(model, 448) / 1e9})  # the loaded model, on the meta device
     mark_teachers(rows)
     if rows:
         accuracy(rows, args.data, args, work)

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # table_records beside
 from table_records import add_table_options, cpu_name, describe, fastest_format, mark_teachers, merge_records  # noqa: E402
 
 from defectkd import api  # noqa: E402
+from defectkd.info import count_macs  # noqa: E402
 
 # REFERENCES.md 1.2 (CMI, sewer cracks, private data) and 1.4 / 4 (NEU-DET; no official split).
 PUBLISHED_CLASSIFY = [("CMI + KD over CMI alone (sewer cracks, private data)", "+1.41 accuracy, +1.12 F1")]
@@ -41,14 +42,6 @@ PUBLISHED_DETECT = [("RetinaNet-R101 teacher (MGD paper)", None, 0.413), ("Retin
                     ("YOLOv8m", 0.707, None), ("DDN-R50", 0.823, None), ("HEL-YOLO (5 M)", 0.841, None)]
 CLASSIFY_KEYS = ("accuracy", "f1")
 DETECT_KEYS = ("map_50", "map", "map_small", "map_medium", "map_large")
-
-
-def gmacs(hp: dict, imgsz: int) -> float:
-    """GMACs of one imgsz x imgsz image (a detector counts its resize, heads and box decoding too)."""
-    from defectkd.info import count_macs
-    from defectkd.models import build_model
-
-    return count_macs(build_model(hp["model_name"], **hp.get("model_kwargs", {})), imgsz) / 1e9
 
 
 def test_metrics(row: dict, data: str, work: Path) -> dict:
@@ -146,11 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give --runs, --records, or --quick")
     rows = []
     for run in args.runs:
-        row, hp = describe(Path(run))
+        row, model = describe(Path(run))
         if row["task"] not in ("classify", "detect"):
             ap.error(f"{run}: a {row['task']} run; this table takes classify and detect runs")
         row["data"] = args.data or row["data"]
-        rows.append({**row, "gmacs": gmacs(hp, row["imgsz"])})
+        # GMACs of one image at the training size (a detector counts its resize, heads and box decoding too)
+        rows.append({**row, "gmacs": count_macs(model, row["imgsz"]) / 1e9})
     mark_teachers(rows)
     for row in rows:
         row.update(test_metrics(row, row["data"], work))

@@ -28,9 +28,9 @@ def add_table_options(ap, bench_limit: int, reps: int, metric: str, records: str
                     "rows measured now are written there, earlier ones of the same setting join the table")
 
 
-def describe(run: Path) -> tuple[dict, dict]:
+def describe(run: Path) -> tuple[dict, object]:
     """Model, role, method, parameters, training data and image size of a run, from its checkpoint's config;
-    and the checkpoint's hyper-parameters (to build the model again)."""
+    and the loaded model, for the caller to count its MACs (it is not used again: counting may consume it)."""
     from defectkd.engine.checkpoint import load_checkpoint_model
     from defectkd.engine.runs import resolve_weights
     from defectkd.info import count_parameters
@@ -51,7 +51,7 @@ def describe(run: Path) -> tuple[dict, dict]:
     return {"run": run.name if run.is_dir() else str(run), "weights": str(weights), "model": name,
             "role": model_spec(name).role, "method": method, "params_m": count_parameters(model) / 1e6,
             "teacher": ",".join(teachers) or None, "task": cfg.get("task", "segment"), "data": cfg.get("data"),
-            "imgsz": cfg.get("imgsz"), "epochs": cfg.get("epochs")}, hp
+            "imgsz": cfg.get("imgsz"), "epochs": cfg.get("epochs")}, model
 
 
 def mark_teachers(rows: list[dict]) -> None:

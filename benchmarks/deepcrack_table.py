@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # table_records beside this script, however it is run
 
-from table_records import add_table_options, cpu_name, describe, fastest_format, mark_teachers, merge_records  # noqa: E402
+from table_records import add_table_options, cpu_name, cpu_note, describe, fastest_format, mark_teachers, merge_records  # noqa: E402
 
 from defectkd import api  # noqa: E402
 from defectkd.data.synthetic import write_synthetic_segment  # noqa: E402
@@ -101,7 +101,7 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> None:
         print(f"| {r['run']} | {r['model']} | {r['role']} | {r['method']} | {r['params_m']:.2f} | {r['gmacs']:.2f} | "
               f"{r['f1']:.4f} | {r['iou']:.4f} | {r['ods_f1']:.4f} | {r['ois_f1']:.4f} | {r['mDS']:.4f} | "
               f"{r['format']} | {r['fps']:.2f} | {r['measured']} |")
-    print()
+    print(f"\n{cpu_note(rows)}\n")
     print("| published (DeepCrack test, REFERENCES.md 4) | F1 | params (M) |")
     print("|---|---|---|")
     for name, f1, params in PUBLISHED:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # table_records beside this script, however it is run
 
-from table_records import add_table_options, cpu_name, describe, fastest_format, mark_teachers, merge_records  # noqa: E402
+from table_records import add_table_options, cpu_name, cpu_note, describe, fastest_format, mark_teachers, merge_records  # noqa: E402
 
 from defectkd import api  # noqa: E402
 from defectkd.info import count_macs  # noqa: E402
@@ -95,6 +95,7 @@ def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
     print("|---" * 17 + "|")
     for r in (r for r in rows if r["task"] == "detect"):
         print(_line(r, [_fmt(r[k]) for k in DETECT_KEYS], ("map_50", "map")))
+    print(f"\n{cpu_note(rows)}")
     print("\n| published (NEU-DET, REFERENCES.md 1.4 and 4; other splits) | mAP50 | mAP |")
     print("|---|---|---|")
     for name, map50, map_ in PUBLISHED_DETECT:

@@ -83,6 +83,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_note(rows: list[dict]) -> str:
+    """Which CPU timed which rows: FPS of rows timed on different machines are not comparable, so the table says
+    so whenever its records come from more than one."""
+    by_cpu: dict[str, list[str]] = {}
+    for row in rows:
+        by_cpu.setdefault(row.get("cpu") or "unknown CPU", []).append(row["run"])
+    if len(by_cpu) < 2:
+        return f"FPS timed on {next(iter(by_cpu))}" if by_cpu else ""
+    parts = [f"{cpu}: {', '.join(runs)}" for cpu, runs in by_cpu.items()]
+    return "FPS timed on different CPUs (compare speed only within one): " + "; ".join(parts)
+
+
 def merge_records(rows: list[dict], folder: Path, current: dict) -> list[dict]:
     """Write each row measured now to FOLDER/<run>.json; return them with the earlier records of other runs
     measured under the same setting: teachers first, then per model the student alone before its distilled

@@ -167,3 +167,13 @@ def test_neu_runs_quick_trains_then_reuses(capsys, tmp_path):
     assert script.main(["--task", "detect", "--quick", "--work", str(tmp_path)]) == 0  # finished runs are reused
     assert {run: (Path(run) / "results.json").stat().st_mtime for run in runs} == stamps
     assert not (tmp_path / "detect" / "neu-mgd-retinanet-mnv32").exists()
+
+
+def test_cpu_note_names_each_cpu_when_records_mix_machines():
+    note = _load("table_records").cpu_note
+    same = [{"run": "a", "cpu": "AMD EPYC"}, {"run": "b", "cpu": "AMD EPYC"}]
+    assert note(same) == "FPS timed on AMD EPYC"
+    mixed = same + [{"run": "c", "cpu": "Intel Xeon"}, {"run": "d"}]
+    assert note(mixed) == ("FPS timed on different CPUs (compare speed only within one): AMD EPYC: a, b; "
+                           "Intel Xeon: c; unknown CPU: d")
+    assert note([]) == ""

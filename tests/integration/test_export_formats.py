@@ -141,3 +141,18 @@ def test_benchmark_rows_files_and_agreeing_metrics(cli, edge_weights, tiny_seg, 
     assert abs(float(rows["pytorch"]["F1"]) - float(rows["onnx"]["F1"])) < 1e-3
     assert float(rows["onnx-int8"]["Size (MB)"]) < float(rows["onnx"]["Size (MB)"])
     assert "| onnx-int8 | ok |" in (saved / "benchmark.md").read_text()
+
+
+def test_benchmark_times_a_real_image_of_the_split(tmp_path):
+    """Detectors' NMS work depends on the picture, so speed is timed on the split's first image, not on noise."""
+    import cv2
+
+    from defectkd.export.benchmark import _timing_image
+
+    rgb = np.zeros((60, 90, 3), np.uint8)
+    rgb[10:30, 20:70] = (200, 40, 10)  # a red block, saved as BGR by OpenCV
+    cv2.imwrite(str(tmp_path / "a.png"), rgb[:, :, ::-1])
+    got = _timing_image(tmp_path / "a.png", 32)
+    assert got.shape == (32, 32, 3) and got.dtype == np.uint8 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, cv2.resize(rgb, (32, 32), interpolation=cv2.INTER_AREA))
+    assert got[8, 16].tolist() == [200, 40, 10]  # RGB order, the block where it was

@@ -4,11 +4,13 @@ Rows: PyTorch (eager, the reference) and each format of export/formats.py. A for
 cannot produce is listed as unavailable with the reason; one that fails says why in one line; the
 others get size, the task metric on a labelled split (F1 / accuracy / mAP50, export/quality.py) and
 speed. Speed is the end-to-end time of one call of the runtime (pre-process, inference, post-process)
-on an imgsz x imgsz image, interleaved across formats round by round so a noisy machine slows all of
-them alike; the figure is the median over rounds of each round's median. Each format's turn starts with
-two untimed calls: ONNX Runtime's and PyTorch's worker threads spin for a while after a run, and on two
-cores the previous runtime's spinning threads would otherwise slow the next one's first calls (measured:
-the INT8 graph timed right after the FP32 one looked 1.3x slower than FP32; alone it is 1.3x faster).
+on the split's first image resized to imgsz x imgsz (a detector's NMS work depends on what it sees: on a
+random-noise image two equal NEU-DET students timed 47 and 106 FPS), interleaved across formats round by
+round so a noisy machine slows all of them alike; the figure is the median over rounds of each round's
+median. Each format's turn starts with two untimed calls: ONNX Runtime's and PyTorch's worker threads
+spin for a while after a run, and on two cores the previous runtime's spinning threads would otherwise
+slow the next one's first calls (measured: the INT8 graph timed right after the FP32 one looked 1.3x
+slower than FP32; alone it is 1.3x faster).
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ def _torch_runtime(weights: Path, task: str, imgsz: int):
 
 def _call(runtime, task: str) -> Callable[[np.ndarray], object]:
     return getattr(runtime, {"segment": "segment", "classify": "classify", "detect": "detect"}[task])
+
+
+def _timing_image(path: Path, imgsz: int) -> np.ndarray:
+    """A real image of the split at imgsz x imgsz: what the timed runtimes see in use."""
+    import cv2
+
+    from ..data.io import read_image
+
+    return np.ascontiguousarray(cv2.resize(read_image(path), (imgsz, imgsz), interpolation=cv2.INTER_AREA))
 
 
 def _weights_size(weights: Path) -> float:
@@ -115,7 +126,7 @@ def benchmark(weights: str | Path, data: str | Path | None = None, split: str = 
         say(f"{metric} {key} ({len(images.samples)} images)")
         by_name[key]["metric"] = round(score(runtime, images), 4)
 
-    rgb = np.random.default_rng(0).integers(0, 256, (imgsz, imgsz, 3), dtype=np.uint8)
+    rgb = _timing_image(images.samples[0].image, imgsz)
     calls = {key: _call(rt, task) for key, rt in runtimes.items()}
     for call in calls.values():  # warm-up: first-run allocations and kernel selection
         call(rgb), call(rgb)

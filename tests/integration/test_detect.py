@@ -245,6 +245,8 @@ def test_int8_export_of_a_detector_scores_map50(trained, tiny_det, tmp_path):
 
     r = api.export(trained, format="onnx-int8", out=tmp_path / "det.int8.onnx", data=tiny_det)
     assert r["metric"] == "mAP50" and r["task"] == "detect" and 0 <= r["metric_int8"] <= 1
-    assert r["method"] == "percentile" and "percentile calibration" in r["quantization"]  # min-max costs mAP50
+    # detectors ask for percentile calibration (min-max costs mAP50); this 1-epoch detector's P7 logits all sit
+    # at the prior bias (a 7e-4 range: no 2048 histogram bins), so it gets min-max instead, and says why
+    assert r["method"] == "minmax" and "percentile impossible" in r["quantization"]
     dets, _ = open_runtime(r["file"]).detect(np.zeros((64, 64, 3), np.uint8), threshold=0.0)
     assert dets["boxes"].shape[1] == 4 and len(dets["scores"]) == len(dets["labels"])

@@ -47,3 +47,43 @@ def test_skip_head_leaves_the_classifier_head_in_float(tmp_path):
     assert head_inputs(tmp_path / "head.onnx")[1:] == [None, None]  # float weights and bias (initializers)
     assert "per-channel weights" in default["quantization"]
     assert "per-tensor weights" in float_head["quantization"] and "head in float" in float_head["quantization"]
+
+
+def _conv_graph(path, weight: float, bias: float):
+    """x (1, 1, 8, 8) -> 1x1 Conv (weight, bias) -> Relu: an activation of range ~weight around bias."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((1, 1, 1, 1), weight, np.float32), "w")
+    b = numpy_helper.from_array(np.array([bias], np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["c"]), helper.make_node("Relu", ["c"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 8, 8])], [w, b])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_percentile_falls_back_to_minmax_on_a_nearly_constant_activation(tmp_path):
+    import cv2
+    import numpy as np
+
+    from defectkd.export.quantize import quantize_int8
+
+    images = []
+    for i in range(3):
+        images.append(tmp_path / f"{i}.png")
+        cv2.imwrite(str(images[-1]), np.random.default_rng(i).integers(0, 256, (8, 8, 3), dtype=np.uint8))
+
+    def prepare(rgb):
+        return np.ascontiguousarray(rgb[None, None, :, :, 0], dtype=np.float32) / 255
+
+    spread = quantize_int8(_conv_graph(tmp_path / "a.onnx", 1.0, 0.5), tmp_path / "a8.onnx", images, prepare,
+                           method="percentile")
+    assert spread["method"] == "percentile" and "percentile calibration on 3 images" in spread["quantization"]
+    # values 4.595 + [0, 1e-4]: narrower than 2048 float32 steps at 4.6, so ORT's histogram cannot be built
+    flat = quantize_int8(_conv_graph(tmp_path / "b.onnx", 1e-4, 4.595), tmp_path / "b8.onnx", images, prepare,
+                         method="percentile")
+    assert flat["method"] == "minmax" and "(percentile impossible" in flat["quantization"]
+    assert (tmp_path / "b8.onnx").is_file()

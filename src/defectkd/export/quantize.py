@@ -53,8 +53,8 @@ def quantize_int8(fp32: Path, out: Path, images: list[Path], prepare: Callable[[
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-                 "entropy": CalibrationMethod.Entropy}[method]
+    calibrators = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                   "entropy": CalibrationMethod.Entropy}
     source = onnx.load(str(fp32))
     input_name = source.graph.input[0].name
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,21 +66,34 @@ def quantize_int8(fp32: Path, out: Path, images: list[Path], prepare: Callable[[
         exclude += [n.name for n in nodes if skip_head and n.op_type in ("Gemm", "MatMul")]
         quiet = _QuietAxisWarnings()
         logging.getLogger().addFilter(quiet)
-        try:
+
+        def run(calibration: str) -> None:
             quantize_static(str(prepared), str(out), _Images(images, prepare, input_name),
                             quant_format=QuantFormat.QOperator if qoperator else QuantFormat.QDQ,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
-                            calibrate_method=calibrate, op_types_to_quantize=op_types, nodes_to_exclude=exclude,
-                            extra_options={"CalibMovingAverage": method == "minmax", "CalibPercentile": 99.999})
+                            calibrate_method=calibrators[calibration], op_types_to_quantize=op_types,
+                            nodes_to_exclude=exclude, extra_options={"CalibMovingAverage": calibration == "minmax",
+                                                                     "CalibPercentile": 99.999})
+
+        used, why = method, ""
+        try:
+            run(method)
+        except ValueError as exc:
+            # ORT's histogram calibrators give every activation 2048 bins; one whose values all but coincide
+            # (an untrained head's prior bias) cannot have them: min-max is the calibration that still works.
+            if method == "minmax" or "Too many bins" not in str(exc):
+                raise
+            used, why = "minmax", f" ({method} impossible: an activation is nearly constant)"
+            run(used)
         finally:
             logging.getLogger().removeFilter(quiet)
     quantized = onnx.load(str(out))
     del quantized.metadata_props[:]
     for entry in source.metadata_props:
         quantized.metadata_props.add(key=entry.key, value=entry.value)
-    parts = ["per-channel weights" if per_channel else "per-tensor weights", f"{method} calibration on "
-             f"{len(images)} images"] + ["head in float"] * skip_head + ["depthwise in float"] * skip_depthwise
+    parts = ["per-channel weights" if per_channel else "per-tensor weights", f"{used} calibration on "
+             f"{len(images)} images{why}"] + ["head in float"] * skip_head + ["depthwise in float"] * skip_depthwise
     note = f"int8 static {'QOperator' if qoperator else 'QDQ'} ({', '.join(parts)})"
     quantized.metadata_props.add(key="quantization", value=note)
     onnx.save(quantized, str(out))
-    return {"file": str(out), "calibration_images": len(images), "method": method, "quantization": note}
+    return {"file": str(out), "calibration_images": len(images), "method": used, "quantization": note}

@@ -21,21 +21,15 @@ import sys
 import time
 from pathlib import Path
 
-from defectkd import api
-from defectkd.data.synthetic import write_synthetic_segment
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # campaign beside this script, however it is run
+
+from campaign import train_or_reuse  # noqa: E402
+
+from defectkd import api  # noqa: E402
+from defectkd.data.synthetic import write_synthetic_segment  # noqa: E402
 
 RUNS = ["alone:mcff-l", "kd:mcff-l", "fitnet:mcff-l", "at:mcff-l", "cwd:mcff-l", "mgd:mcff-l", "rfkd:mcff-l",
         "alone:pct-tiny", "kd:pct-tiny", "rfkd:pct-tiny"]
-
-
-def train_or_reuse(method: str, student: str, teacher: str, name: str, common: dict, extra: list[str]) -> dict:
-    """The run's summary: read from an earlier results.json, else trained now."""
-    done = Path(common["project"]) / "segment" / name / "results.json"
-    if done.is_file():
-        return {**json.loads(done.read_text()), "reused": True}
-    if method == "alone":
-        return api.train("segment", model=student, name=name, overrides=extra, **common)
-    return api.distill("segment", model=student, teacher=teacher, method=method, name=name, overrides=extra, **common)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,12 +63,13 @@ def main(argv: list[str] | None = None) -> int:
               "project": str(work)}
     teacher = args.teacher
     if teacher is None:
-        teacher = train_or_reuse("alone", args.teacher_model, "", "teacher", common, args.extra)["best"]
+        teacher = train_or_reuse("segment", "alone", args.teacher_model, None, "teacher", common, args.extra)["best"]
     rows = []
     for spec in args.runs:
         method, _, student = spec.partition(":")
         t0 = time.perf_counter()
-        summary = train_or_reuse(method, student, teacher, f"{args.prefix}-{method}-{student}", common, args.extra)
+        summary = train_or_reuse("segment", method, student, teacher, f"{args.prefix}-{method}-{student}", common,
+                                 args.extra)
         test = api.val(summary["best"], data, split="test", tolerant=False)["metrics"]
         rows.append({"method": method, "student": student, "parameters": summary.get("parameters"),
                      "weights": summary["best"], "f1": test["f1"], "iou": test["iou"], "ods_f1": test["ods_f1"],

@@ -24,23 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # neu_table beside this script, however it is run
 
 import neu_table  # noqa: E402
-
-from defectkd import api  # noqa: E402
+from campaign import train_or_reuse  # noqa: E402
 
 QUICK_MODELS = {"classify": ("mobilenetv2", ["alone:cmi", "kd:cmi"]),
                 "detect": ("retinanet-mnv3", ["alone:retinanet-mnv3", "mgd:retinanet-mnv3"])}
-
-
-def train_or_reuse(task: str, method: str, model: str, teacher: str | None, name: str, common: dict,
-                   overrides: list[str]) -> str:
-    """The run folder: an earlier one that finished (results.json), else trained now."""
-    run = Path(common["project"]) / task / name
-    if (run / "results.json").is_file():
-        return str(run)
-    if method == "alone":
-        return api.train(task, model=model, name=name, overrides=overrides, **common)["run"]
-    return api.distill(task, model=model, teacher=teacher, method=method, name=name, overrides=overrides,
-                       **common)["run"]
 
 
 def synthetic(task: str, folder: Path, size: int) -> Path:
@@ -90,13 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     common = {"data": str(data), "imgsz": args.imgsz, "batch": args.batch, "project": str(work)}
     teacher = args.teacher or train_or_reuse(
         args.task, "alone", args.teacher_model, None, f"{args.prefix}-teacher-{args.teacher_model}",
-        {**common, "epochs": args.teacher_epochs or args.epochs}, args.extra + args.teacher_extra)
+        {**common, "epochs": args.teacher_epochs or args.epochs}, args.extra + args.teacher_extra)["run"]
     runs = [teacher]
     for spec in args.runs:
         method, _, student = spec.partition(":")
         own = [kv.partition(":")[2] for kv in args.method_extra if kv.partition(":")[0] == method]
         runs.append(train_or_reuse(args.task, method, student, teacher, f"{args.prefix}-{method}-{student}",
-                                   {**common, "epochs": args.epochs}, args.extra + own))
+                                   {**common, "epochs": args.epochs}, args.extra + own)["run"])
     (work / f"neu_runs-{args.task}.json").write_text(json.dumps({"data": str(data), "runs": runs}, indent=1))
     records = ["--records", args.records] if args.records else []
     return neu_table.main(["--data", str(data), "--work", str(work), "--runs", *runs, *records, *table])

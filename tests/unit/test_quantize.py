@@ -15,8 +15,18 @@ def test_only_ort_per_channel_fallback_warnings_are_dropped():
     assert quiet.filter(record("Please consider to run pre-processing before quantization"))
 
 
-def test_skip_head_leaves_the_classifier_head_in_float(tmp_path):
+def _noise_images(folder, n: int, size: int) -> list:
+    """N seeded random-noise PNGs of size x size: calibration images for graphs that need no real content."""
     import cv2
+    import numpy as np
+
+    paths = [folder / f"{i}.png" for i in range(n)]
+    for i, path in enumerate(paths):
+        cv2.imwrite(str(path), np.random.default_rng(i).integers(0, 256, (size, size, 3), dtype=np.uint8))
+    return paths
+
+
+def test_skip_head_leaves_the_classifier_head_in_float(tmp_path):
     import numpy as np
     import onnx
     import torch
@@ -27,10 +37,7 @@ def test_skip_head_leaves_the_classifier_head_in_float(tmp_path):
 
     torch.manual_seed(0)
     fp32 = export_onnx_model(build_model("cmi", classes=3, width=0.25), tmp_path / "cmi.onnx", 32)
-    images = []
-    for i in range(4):
-        images.append(tmp_path / f"{i}.png")
-        cv2.imwrite(str(images[-1]), np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    images = _noise_images(tmp_path, 4, 32)
 
     def prepare(rgb):
         return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / 255
@@ -66,15 +73,11 @@ def _conv_graph(path, weight: float, bias: float):
 
 
 def test_percentile_falls_back_to_minmax_on_a_nearly_constant_activation(tmp_path):
-    import cv2
     import numpy as np
 
     from defectkd.export.quantize import quantize_int8
 
-    images = []
-    for i in range(3):
-        images.append(tmp_path / f"{i}.png")
-        cv2.imwrite(str(images[-1]), np.random.default_rng(i).integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    images = _noise_images(tmp_path, 3, 8)
 
     def prepare(rgb):
         return np.ascontiguousarray(rgb[None, None, :, :, 0], dtype=np.float32) / 255

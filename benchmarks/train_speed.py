@@ -2,6 +2,7 @@
 that `precision=auto` and `channels_last` make, measured in one run with interleaved rounds.
 
     python benchmarks/train_speed.py --model mcff-l --imgsz 256 --batch 4 --rounds 5 [--quick]
+    python benchmarks/train_speed.py --model mcff-teacher --settings "bf16 autocast + channels_last" --batch 2
 """
 
 from __future__ import annotations
@@ -42,14 +43,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--settings", default=",".join(SETTINGS),
+                    help="comma-separated subset of: " + ", ".join(SETTINGS) + " (a huge model: time only bf16)")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
+    wanted = [w.strip() for w in args.settings.split(",")]
+    unknown = [w for w in wanted if w not in SETTINGS]
+    if unknown:
+        ap.error(f"--settings: unknown {unknown}; choose from {list(SETTINGS)}")
     if args.quick:
         args.imgsz, args.rounds, args.batch = 64, 1, 2
     torch.set_num_threads(args.threads)
     bf16_ok = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
     runs = {}
     for name, (bf16, channels_last) in SETTINGS.items():
+        if name not in wanted:
+            continue
         if bf16 and not bf16_ok and not args.quick:
             continue
         model = build_model(args.model).train()

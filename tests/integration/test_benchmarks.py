@@ -43,6 +43,14 @@ def test_train_speed_quick(capsys):
     assert rows[1][0].strip() == "fp32" and float(rows[1][2]) > 0
 
 
+def test_train_speed_times_only_the_settings_asked(capsys):
+    assert _load("train_speed").main(["--quick", "--threads", "1", "--settings", "fp32 + channels_last"]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert [r[0].strip() for r in rows[1:]] == ["fp32 + channels_last"]
+    with pytest.raises(SystemExit):
+        _load("train_speed").main(["--quick", "--settings", "fp16"])
+
+
 def test_distill_speed_quick(capsys):
     assert _load("distill_speed").main(["--quick", "--threads", "1"]) == 0
     rows = _table_rows(capsys.readouterr().out)

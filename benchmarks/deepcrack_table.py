@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # table_records beside this script, however it is run
 
-from table_records import add_table_options, cpu_name, cpu_note, describe, fastest_format, mark_teachers, merge_records  # noqa: E402
+import table_records as tr  # noqa: E402
 
 from defectkd import api  # noqa: E402
 from defectkd.data.synthetic import write_synthetic_segment  # noqa: E402
@@ -94,14 +94,15 @@ def setting(args: argparse.Namespace) -> dict:
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
     print(f"test split; F1/IoU at each run's threshold, exact; mDS over {args.corruptions} x severities "
           f"{args.severities} on {args.robust_limit or 'all'} test images; FPS at 448x448, {args.threads} threads")
-    print("| run | model | role | method | params (M) | GMACs@448 | F1 | IoU | ODS F1 | OIS F1 | mDS | "
+    print("| run | model | role | method | teacher | params (M) | GMACs@448 | F1 | IoU | ODS F1 | OIS F1 | mDS | "
           "fastest format | FPS | measured |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['run']} | {r['model']} | {r['role']} | {r['method']} | {r['params_m']:.2f} | {r['gmacs']:.2f} | "
+        print(f"| {r['run']} | {r['model']} | {r['role']} | {r['method']} | {tr.teacher_names(r)} | "
+              f"{r['params_m']:.2f} | {r['gmacs']:.2f} | "
               f"{r['f1']:.4f} | {r['iou']:.4f} | {r['ods_f1']:.4f} | {r['ois_f1']:.4f} | {r['mDS']:.4f} | "
               f"{r['format']} | {r['fps']:.2f} | {r['measured']} |")
-    print(f"\n{cpu_note(rows)}\n")
+    print(f"\n{tr.cpu_note(rows)}\n")
     print("| published (DeepCrack test, REFERENCES.md 4) | F1 | params (M) |")
     print("|---|---|---|")
     for name, f1, params in PUBLISHED:
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corruptions", default="pepper,salt,crack-texture,gaussian-blur,gaussian-noise,jpeg")
     ap.add_argument("--severities", default="1,3,5")
     ap.add_argument("--robust-limit", type=int, default=None, help="first N test images for mDS")
-    add_table_options(ap, bench_limit=20, reps=3, metric="F1", records="benchmarks/results/deepcrack")
+    tr.add_table_options(ap, bench_limit=20, reps=3, metric="F1", records="benchmarks/results/deepcrack")
     ap.add_argument("--quick", action="store_true", help="two 1-epoch synthetic runs: checks the script runs")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -150,16 +151,16 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give --runs (with --data), --records, or --quick")
     rows = []
     for run in args.runs:
-        row, model = describe(Path(run))
+        row, model = tr.describe(Path(run))
         rows.append({**row, "gmacs": count_macs_meta(model, 448) / 1e9})  # the loaded model, on the meta device
-    mark_teachers(rows)
+    tr.mark_teachers(rows)
     if rows:
         accuracy(rows, args.data, args, work)
     for row in rows:
-        fastest_format(row, args.data, args, work, imgsz=448)
-        row.update(measured=time.strftime("%Y-%m-%d"), cpu=cpu_name(), setting=setting(args))
+        tr.fastest_format(row, args.data, args, work, imgsz=448)
+        row.update(measured=time.strftime("%Y-%m-%d"), cpu=tr.cpu_name(), setting=setting(args))
     if args.records:
-        rows = merge_records(rows, Path(args.records), setting(args))
+        rows = tr.merge_records(rows, Path(args.records), setting(args))
     print_table(rows, args)
     work.mkdir(parents=True, exist_ok=True)
     (work / "deepcrack_table.json").write_text(json.dumps({"data": args.data, "settings": vars(args), "rows": rows,

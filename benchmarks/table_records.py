@@ -54,11 +54,24 @@ def describe(run: Path) -> tuple[dict, object]:
             "imgsz": cfg.get("imgsz"), "epochs": cfg.get("epochs")}, model
 
 
+def run_name(path: str) -> str:
+    """The run a weights path belongs to: RUN/weights/best.pt -> RUN (a run folder is its own name)."""
+    p = Path(path)
+    return p.parent.parent.name if p.parent.name == "weights" else (p.name if not p.suffix else p.stem)
+
+
+def teacher_names(row: dict) -> str:
+    """The run names a distilled row learnt from ("-" for a run trained alone), for a table's teacher column."""
+    return ",".join(run_name(t) for t in row["teacher"].split(",")) if row.get("teacher") else "-"
+
+
 def mark_teachers(rows: list[dict]) -> None:
-    """A run that taught another row is a teacher here, whatever its model's usual role."""
-    taught = {t for row in rows if row["teacher"] for t in row["teacher"].split(",")}
+    """A run that taught another row is a teacher here, whatever its model's usual role. Matched by run name, so
+    a teacher measured in an earlier call (a record) is found from the paths its students recorded, wherever
+    the run folders were then."""
+    taught = {run_name(t) for row in rows if row["teacher"] for t in row["teacher"].split(",")}
     for row in rows:
-        if str(Path(row["weights"]).resolve()) in taught:
+        if row["run"] in taught:
             row["role"] = "teacher"
 
 
@@ -111,5 +124,6 @@ def merge_records(rows: list[dict], folder: Path, current: dict) -> list[dict]:
             print(f"{path}: measured under {record.get('setting')}, not {current}; left out", file=sys.stderr)
             continue
         rows.append(record)
+    mark_teachers(rows)
     return sorted(rows, key=lambda r: (r["role"] != "teacher", r["model"], r["method"] != "alone", r["method"],
                                        r["run"]))

@@ -116,8 +116,8 @@ def test_deepcrack_table_quick(capsys, tmp_path):
     script = _load("deepcrack_table")
     assert script.main(["--quick", "--work", str(tmp_path), "--records", str(records)]) == 0
     rows = _table_rows(capsys.readouterr().out)
-    assert [(r[0].strip(), r[2].strip(), r[3].strip()) for r in rows[1:3]] == [("teacher", "teacher", "alone"),
-                                                                              ("kd-edge-n", "student", "kd")]
+    assert [[c.strip() for c in r[:5]] for r in rows[1:3]] == [["teacher", "mcff-edge-m", "teacher", "alone", "-"],
+                                                               ["kd-edge-n", "mcff-edge-n", "student", "kd", "teacher"]]
     result = json.loads((tmp_path / "deepcrack_table.json").read_text())
     for row in result["rows"]:
         assert 0.0 <= row["f1"] <= 1.0 and 0.0 <= row["mDS"] <= 1.0 and row["fps"] > 0
@@ -185,3 +185,20 @@ def test_cpu_note_names_each_cpu_when_records_mix_machines():
     assert note(mixed) == ("FPS timed on different CPUs (compare speed only within one): AMD EPYC: a, b; "
                            "Intel Xeon: c; unknown CPU: d")
     assert note([]) == ""
+
+
+def test_merged_records_mark_a_teacher_measured_in_an_earlier_call(tmp_path):
+    """The teacher's row was recorded alone (as a student); its distilled student, measured later from another
+    folder, names it by path: the merged table calls it a teacher and sorts it first."""
+    records = _load("table_records")
+    setting = {"bench_limit": 20}
+    teacher = {"run": "t-edge-m", "weights": "runs/x/segment/t-edge-m/weights/best.pt", "role": "student",
+               "model": "mcff-edge-m", "method": "alone", "teacher": None, "setting": setting}
+    (tmp_path / "t-edge-m.json").write_text(json.dumps(teacher))
+    student = {"run": "s-at", "weights": "runs/y/segment/s-at/weights/best.pt", "role": "student",
+               "model": "mcff-edge-n", "method": "at", "teacher": "/elsewhere/segment/t-edge-m/weights/best.pt",
+               "setting": setting}
+    rows = records.merge_records([student], tmp_path, setting)
+    assert [(r["run"], r["role"]) for r in rows] == [("t-edge-m", "teacher"), ("s-at", "student")]
+    unrelated = {**student, "run": "s-kd", "teacher": "/elsewhere/segment/other/weights/best.pt"}
+    assert [r["role"] for r in records.merge_records([unrelated], tmp_path / "b", setting)] == ["student"]

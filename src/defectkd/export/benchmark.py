@@ -49,12 +49,12 @@ def _call(runtime, task: str) -> Callable[[np.ndarray], object]:
 
 
 def _timing_image(path: Path, imgsz: int) -> np.ndarray:
-    """A real image of the split at imgsz x imgsz: what the timed runtimes see in use."""
-    import cv2
-
+    """A real image of the split at imgsz x imgsz (resized as classifiers see theirs): what the timed runtimes see
+    in use."""
     from ..data.io import read_image
+    from ..deploy.classify import resize_square
 
-    return np.ascontiguousarray(cv2.resize(read_image(path), (imgsz, imgsz), interpolation=cv2.INTER_AREA))
+    return np.ascontiguousarray(resize_square(read_image(path), imgsz))
 
 
 def _weights_size(weights: Path) -> float:

@@ -54,10 +54,11 @@ def describe(run: Path) -> tuple[dict, object]:
             "imgsz": cfg.get("imgsz"), "epochs": cfg.get("epochs")}, model
 
 
-def run_name(path: str) -> str:
-    """The run a weights path belongs to: RUN/weights/best.pt -> RUN (a run folder is its own name)."""
-    p = Path(path)
-    return p.parent.parent.name if p.parent.name == "weights" else (p.name if not p.suffix else p.stem)
+def run_name(weights: str) -> str:
+    """The run a weights file belongs to (RUN/weights/best.pt -> RUN), else the file's stem: the name under which
+    a row and the teacher paths of its students meet, whatever folder either was measured from."""
+    p = Path(weights)
+    return p.parent.parent.name if p.parent.name == "weights" else p.stem
 
 
 def teacher_names(row: dict) -> str:
@@ -71,7 +72,7 @@ def mark_teachers(rows: list[dict]) -> None:
     the run folders were then."""
     taught = {run_name(t) for row in rows if row["teacher"] for t in row["teacher"].split(",")}
     for row in rows:
-        if row["run"] in taught:
+        if run_name(row["weights"]) in taught:
             row["role"] = "teacher"
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import (
+from defectkd.config import (
     ClassifyTrainConfig,
     DetectTrainConfig,
     DistillClassifyConfig,
@@ -23,14 +23,14 @@ from .config import (
     build_config,
     load_yaml,
 )
-from .errors import ConfigError, DataError
+from defectkd.errors import ConfigError, DataError
 
 
 def synth(out: str | Path, n: int = 64, size: int = 256, seed: int = 0, task: str = "segment") -> Path:
     """Write synthetic crack images and masks to OUT/images and OUT/masks (task segment), synthetic
     defect classes to OUT/<class>/<class>_<i>.png (task classify; OUT must be new or empty), or synthetic
     defects with boxes to OUT/images + OUT/annotations (VOC XML) + OUT/splits (task detect; new or empty OUT)."""
-    from .data.synthetic import write_synthetic_segment
+    from defectkd.data.synthetic import write_synthetic_segment
 
     if task not in ("segment", "classify", "detect"):
         raise ConfigError(f"data synth: task {task!r} not available (available: segment, classify, detect)")
@@ -38,13 +38,13 @@ def synth(out: str | Path, n: int = 64, size: int = 256, seed: int = 0, task: st
         raise ConfigError("data synth: --n must be >= 1 and --size >= 32")
     out = Path(out)
     if task == "classify":
-        from .data.synthetic_classify import write_synthetic_classify
-        from .engine.runs import fresh_dir
+        from defectkd.data.synthetic_classify import write_synthetic_classify
+        from defectkd.engine.runs import fresh_dir
 
         return write_synthetic_classify(fresh_dir(out), n, size, seed)
     if task == "detect":
-        from .data.synthetic_detect import write_synthetic_detect
-        from .engine.runs import fresh_dir
+        from defectkd.data.synthetic_detect import write_synthetic_detect
+        from defectkd.engine.runs import fresh_dir
 
         return write_synthetic_detect(fresh_dir(out), n, size, seed)
     if (out / "images").is_dir() and any((out / "images").iterdir()):
@@ -59,15 +59,15 @@ def check(path: str | Path, progress: Callable[[], None] | None = None, task: st
     images, clipped boxes and every problem (detect: VOC, COCO or YOLO; `classes`, a list or comma-separated,
     makes an object of any other class a problem). `auto`: classify for class folders and path,label CSV files,
     segment otherwise (NEU-DET's images/<class>_<n>.jpg needs task classify, its boxes task detect)."""
-    from .data.check import check_dataset
-    from .data.classify import check_classify, looks_like_classify
+    from defectkd.data.check import check_dataset
+    from defectkd.data.classify import check_classify, looks_like_classify
 
     if task not in ("auto", "segment", "classify", "detect"):
         raise ConfigError(f"data check: task {task!r} unknown (auto, segment, classify, detect)")
     if classes is not None and task != "detect":
         raise ConfigError("data check: --classes applies to --task detect")
     if task == "detect":
-        from .data.detect import check_detect
+        from defectkd.data.detect import check_detect
 
         names = [c.strip() for c in classes.split(",") if c.strip()] if isinstance(classes, str) else classes
         return check_detect(path, progress, names)
@@ -79,8 +79,8 @@ def check(path: str | Path, progress: Callable[[], None] | None = None, task: st
 def train(task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
           resume: str | Path | None = None, **options: Any) -> dict:
     """Train a model; `options` are config keys (data=, model=, epochs=, ...)."""
-    from .engine.runs import resolve_run
-    from .engine.train import fit_segment
+    from defectkd.engine.runs import resolve_run
+    from defectkd.engine.train import fit_segment
 
     if task not in ("segment", "classify", "detect"):
         raise ConfigError(f"train: task {task!r} not available (available: segment, classify, detect)")
@@ -89,12 +89,12 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
         saved = load_yaml(run_dir / "config.yaml")
         saved.update({k: v for k, v in options.items() if v is not None})
         if saved.get("task") == "classify":
-            from .engine.classify_train import fit_classify
+            from defectkd.engine.classify_train import fit_classify
 
             schema = DistillClassifyConfig if saved.get("teacher") else ClassifyTrainConfig
             return fit_classify(build_config(schema, None, saved, overrides), resume=last, run_dir=run_dir)
         if saved.get("task") == "detect":
-            from .engine.detect_train import fit_detect
+            from defectkd.engine.detect_train import fit_detect
 
             schema = DistillDetectConfig if saved.get("teacher") else DetectTrainConfig
             return fit_detect(build_config(schema, None, saved, overrides), resume=last, run_dir=run_dir)
@@ -102,11 +102,11 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
         cfg = build_config(schema, None, saved, overrides)
         return fit_segment(cfg, resume=last, run_dir=run_dir)
     if task == "classify":
-        from .engine.classify_train import fit_classify
+        from defectkd.engine.classify_train import fit_classify
 
         return fit_classify(build_config(ClassifyTrainConfig, config, options, overrides))
     if task == "detect":
-        from .engine.detect_train import fit_detect
+        from defectkd.engine.detect_train import fit_detect
 
         return fit_detect(build_config(DetectTrainConfig, config, options, overrides))
     cfg = build_config(SegmentTrainConfig, config, options, overrides)
@@ -118,20 +118,20 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
     """Distil a student: `teacher=` (run folder or weights, online) and/or `soft_labels=` (a cache
     folder, offline); other options as in `train` (model= is the student), plus T=, alpha=, method=.
     The summary adds the teacher's metrics on the same validation images."""
-    from .engine.train import fit_segment
+    from defectkd.engine.train import fit_segment
 
     if task not in ("segment", "classify", "detect"):
         raise ConfigError(f"distill: task {task!r} not available (available: segment, classify, detect)")
     if resume is not None:
         return train(task, overrides=overrides, resume=resume, **options)
     if task == "classify":  # online only: a frozen teacher in memory (soft-label caches are segmentation's)
-        from .engine.classify_train import fit_classify
+        from defectkd.engine.classify_train import fit_classify
 
         if options.get("soft_labels") is not None:
             raise ConfigError("distill classify: soft_labels (offline) is segmentation only; give --teacher")
         return fit_classify(build_config(DistillClassifyConfig, config, options, overrides))
     if task == "detect":  # online feature distillation on the FPN levels (mgd, cwd, fitnet)
-        from .engine.detect_train import fit_detect
+        from defectkd.engine.detect_train import fit_detect
 
         if options.get("soft_labels") is not None:
             raise ConfigError("distill detect: soft_labels (offline) is segmentation only; give --teacher")
@@ -142,7 +142,7 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
 
 def _segment_model(cfg):
     """The config, once its model is known to be a segmentation model (a classifier is refused in one line)."""
-    from .models import list_models, model_spec
+    from defectkd.models import list_models, model_spec
 
     if cfg.model in list_models() and model_spec(cfg.model).task != "segment":  # unknown: refused as before
         raise ConfigError(f"model {cfg.model!r} is a {model_spec(cfg.model).task} model; segmentation models: "
@@ -154,8 +154,8 @@ def kfold(k: int = 5, task: str = "segment", config: str | Path | None = None, o
           **options: Any) -> dict:
     """k-fold cross-validation: `train` (or `distill`, when a teacher or soft_labels is given) once per
     fold; returns per-fold metrics and their mean and standard deviation."""
-    from .config import parse_overrides
-    from .engine.kfold import run_kfold
+    from defectkd.config import parse_overrides
+    from defectkd.engine.kfold import run_kfold
 
     if task != "segment":
         raise ConfigError(f"kfold: task {task!r} not available yet (available: segment)")
@@ -172,7 +172,7 @@ def kfold(k: int = 5, task: str = "segment", config: str | Path | None = None, o
 def soft_labels(teacher: str | Path, data: str | Path, out: str | Path, T: float = 10.0, unlabelled: bool = False,
                 progress: Callable[[], None] | None = None) -> dict:
     """Run a teacher once over the training images; store its softened outputs (float16) in OUT."""
-    from .distill.soft_labels import write_soft_labels
+    from defectkd.distill.soft_labels import write_soft_labels
 
     return write_soft_labels(teacher, data, T, out, unlabelled=unlabelled, progress=progress)
 
@@ -181,17 +181,17 @@ def val(weights: str | Path, data: str | Path, split: str = "test", threshold: f
         tolerant: bool = True, save_dir: str | Path | None = None, project: str = "runs",
         progress: Callable[[], None] | None = None) -> dict:
     """Evaluate a checkpoint on a labelled split; writes metrics.json and overlays to a new val run."""
-    from .data.dataset import eval_samples
-    from .data.layouts import discover
-    from .engine.checkpoint import load_checkpoint_model
-    from .engine.classify_verbs import is_classifier, val_classify
-    from .engine.evaluate import evaluate_model
-    from .engine.runs import new_run_dir
+    from defectkd.data.dataset import eval_samples
+    from defectkd.data.layouts import discover
+    from defectkd.engine.checkpoint import load_checkpoint_model
+    from defectkd.engine.classify_verbs import is_classifier, val_classify
+    from defectkd.engine.evaluate import evaluate_model
+    from defectkd.engine.runs import new_run_dir
 
     model, hp = load_checkpoint_model(weights)
     if is_classifier(hp):  # accuracy, macro/per-class P/R/F1, confusion.png in runs/classify/val*/
         return val_classify(model, hp, weights, data, split, threshold, save_dir, project, progress)
-    from .engine.detect_verbs import is_detector, val_detect
+    from defectkd.engine.detect_verbs import is_detector, val_detect
 
     if is_detector(hp):  # COCO mAP, per-class AP, pr_curve.png and examples/ in runs/detect/val*/
         return val_detect(model, hp, weights, data, split, threshold, save_dir, project, progress)
@@ -218,8 +218,8 @@ def export(weights: str | Path, format: str = "onnx", imgsz: int | None = None, 
     to 448 for segmentation and to a classifier's training size. INT8 calibrates on `fraction` of the training
     images of `data` (default: the run's data) and, with `max_drop`, refuses a model that loses more than that
     much F1 / accuracy / mAP50 on the validation split (the file is kept aside)."""
-    from .engine.runs import resolve_weights
-    from .export.exporter import export_model
+    from defectkd.engine.runs import resolve_weights
+    from defectkd.export.exporter import export_model
 
     return export_model(resolve_weights(weights), format=format, imgsz=imgsz, dynamic=dynamic, opset=opset, out=out,
                         image=image, overwrite=overwrite, half=half, int8=int8, data=data, fraction=fraction,
@@ -230,8 +230,8 @@ def report(runs: list[str | Path], out: str | Path | None = None, project: str |
            name: str = "report", title: str = "defectkd report") -> dict:
     """One Markdown + HTML report (tables and plots) of run folders: training, val, robustness, kfold and
     benchmark runs. Writes to OUT (new or empty) or to a new runs/report/<name>/; returns the files written."""
-    from .engine.runs import fresh_dir, new_run_dir
-    from .report import build_report, load_runs
+    from defectkd.engine.runs import fresh_dir, new_run_dir
+    from defectkd.report import build_report, load_runs
 
     loaded = load_runs(list(runs))  # every folder is checked before anything is written
     save = fresh_dir(out) if out is not None else new_run_dir(project, "report", name)
@@ -244,7 +244,7 @@ def benchmark(weights: str | Path, data: str | Path | None = None, split: str = 
               name: str = "benchmark", progress: Callable[[str], None] | None = None) -> dict:
     """Export WEIGHTS to every available format and measure each (size, F1/accuracy/mAP50 on SPLIT of DATA,
     ms/image, FPS on THREADS threads); writes benchmark.csv/.md/.json to runs/benchmark/<name>/."""
-    from .export.benchmark import benchmark as run_benchmark
+    from defectkd.export.benchmark import benchmark as run_benchmark
 
     return run_benchmark(weights, data=data, split=split, imgsz=imgsz, formats=formats, threads=threads,
                          rounds=rounds, reps=reps, limit=limit, fraction=fraction, project=project, name=name,
@@ -253,7 +253,7 @@ def benchmark(weights: str | Path, data: str | Path | None = None, split: str = 
 
 def export_formats() -> list[dict]:
     """The export formats: name, aliases, suffix, devices, options and whether this machine can produce them."""
-    from .export.formats import format_table
+    from defectkd.export.formats import format_table
 
     return format_table()
 
@@ -274,9 +274,9 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
     (zmq://HOST:PORT), every result goes to a `receive`r as well, without slowing the loop (see
     deploy/sink.py); `curve_keys` is the sender's key folder. A camera or stream runs until it ends,
     `max_frames`, or Ctrl-C, and keeps no results in memory (`on_result` sees each one)."""
-    from .deploy.predict import UnreadableImage
-    from .deploy.run import run_source
-    from .deploy.sources import FrameSource, SourceError
+    from defectkd.deploy.predict import UnreadableImage
+    from defectkd.deploy.run import run_source
+    from defectkd.deploy.sources import FrameSource, SourceError
 
     if max_frames is not None and max_frames < 1:
         raise ConfigError("--max-frames must be >= 1")
@@ -289,7 +289,7 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
         if hasattr(segmenter, "classify") and threshold is not None:
             raise ConfigError("--threshold applies to segmentation; a classifier reports its top class")
         if save and save_dir is None:
-            from .engine.runs import new_run_dir
+            from defectkd.engine.runs import new_run_dir
 
             save_dir = new_run_dir(project, "predict", name)
         save_dir = Path(save_dir) if save else None
@@ -305,7 +305,7 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
 
 
 def _sink(url: str, device_id: str | None, send_frame: bool, curve_keys: str | Path | None):
-    from .deploy.sink import SinkError, ZmqSink
+    from defectkd.deploy.sink import SinkError, ZmqSink
 
     try:
         return ZmqSink(url, device_id=device_id, send_frame=send_frame, curve_keys=curve_keys)
@@ -321,7 +321,7 @@ def receive(bind: str = "tcp://127.0.0.1:5555", store: str | Path = "results", h
     `duration` seconds pass or Ctrl-C; returns the counters (received, stored, malformed, dropped_oversize,
     refused_curve, per device). `on_start(receiver)` runs once it listens. For a receiver that does not
     block, use `defectkd.serve.Receiver`."""
-    from .serve.receiver import Receiver, ReceiverError
+    from defectkd.serve.receiver import Receiver, ReceiverError
 
     try:
         receiver = Receiver(bind, store, max_bytes=max_bytes, curve_keys=curve_keys, http=http).start()
@@ -341,7 +341,7 @@ def receive(bind: str = "tcp://127.0.0.1:5555", store: str | Path = "results", h
 def keys(out: str | Path, name: str) -> dict:
     """Make a CURVE key pair OUT/NAME.key (public) and OUT/NAME.key_secret (never overwritten) for
     `receive --curve-keys` (name it `server`) and `predict --sink ... --curve-keys` (one per sender)."""
-    from .serve.protocol import KeyFileError, create_keys
+    from defectkd.serve.protocol import KeyFileError, create_keys
 
     try:
         public, secret = create_keys(out, name)
@@ -354,17 +354,17 @@ def _segmenter(weights: Path, threads: int | None):
     """Runtime from the file name: .onnx, NAME_openvino_model/, .engine -> deploy.backends; .pt (or a run
     folder) -> PyTorch; a classifier (metadata task=classify, or a classification checkpoint) gets the
     classification runtime, a detector (task=detect) the detection one."""
-    from .deploy.backends import BackendError, backend_kind, open_runtime
-    from .errors import WeightsError
+    from defectkd.deploy.backends import BackendError, backend_kind, open_runtime
+    from defectkd.errors import WeightsError
 
     if backend_kind(weights) is not None:  # an exported file: ONNX Runtime, OpenVINO or TensorRT
         try:
             return open_runtime(weights, threads=threads)
         except BackendError as exc:
             raise WeightsError(str(exc)) from None
-    from .engine.checkpoint import weights_task
-    from .engine.runs import resolve_weights
-    from .engine.torch_runtime import TorchSegmenter
+    from defectkd.engine.checkpoint import weights_task
+    from defectkd.engine.runs import resolve_weights
+    from defectkd.engine.torch_runtime import TorchSegmenter
 
     if threads:
         import torch
@@ -372,11 +372,11 @@ def _segmenter(weights: Path, threads: int | None):
         torch.set_num_threads(threads)
     weights = resolve_weights(weights)
     if weights_task(weights) == "classify":
-        from .engine.classify_evaluate import TorchClassifier
+        from defectkd.engine.classify_evaluate import TorchClassifier
 
         return TorchClassifier(weights)
     if weights_task(weights) == "detect":
-        from .engine.detect_evaluate import TorchDetector
+        from defectkd.engine.detect_evaluate import TorchDetector
 
         return TorchDetector(weights)
     return TorchSegmenter(weights)
@@ -384,7 +384,7 @@ def _segmenter(weights: Path, threads: int | None):
 
 def info(model: str, imgsz: int = 448, repeats: int = 10, threads: int | None = None) -> dict:
     """Parameters, GMACs, median CPU latency and FPS of a registered model."""
-    from .info import model_info
+    from defectkd.info import model_info
 
     return model_info(model, imgsz, repeats=repeats, threads=threads)
 
@@ -394,8 +394,8 @@ def models() -> list[dict]:
 
     The MACs are counted on the meta device (shapes only, no arithmetic), so the heavy teachers cost nothing;
     a model that cannot run there is counted with a real forward pass."""
-    from .info import count_macs, count_macs_meta, count_parameters
-    from .models import build_model, list_models, model_spec
+    from defectkd.info import count_macs, count_macs_meta, count_parameters
+    from defectkd.models import build_model, list_models, model_spec
 
     rows = []
     for name in list_models():
@@ -419,13 +419,13 @@ def models() -> list[dict]:
 def layers(model: str, imgsz: int = 64, contains: str | None = None) -> list[dict]:
     """Module paths of a registered model (or a weights file / run folder) with output shapes: the
     names `feat=student.path:teacher.path` takes. Marks the model's default feature layer."""
-    from .distill.features import list_layers
-    from .models import build_model, list_models
+    from defectkd.distill.features import list_layers
+    from defectkd.models import build_model, list_models
 
     if model in list_models() or not Path(model).exists():
         net = build_model(model)  # an unknown name is refused with the list of known ones
     else:
-        from .engine.teacher import load_teacher
+        from defectkd.engine.teacher import load_teacher
 
         net, _ = load_teacher(model)
     default = set(getattr(net, "feature_layers", None) or [getattr(net, "feature_layer", None)])  # detectors: FPN
@@ -436,7 +436,7 @@ def layers(model: str, imgsz: int = 64, contains: str | None = None) -> list[dic
 
 def methods() -> list[dict]:
     """Distillation recipes (what --method NAME means): terms, weights and defaults."""
-    from .distill.recipes import RECIPES
+    from defectkd.distill.recipes import RECIPES
 
     return [{"method": name, "terms": " + ".join(f"{t['weight']} x {t['method']}({t['on']})" for t in r.terms),
              "T": f"{r.T:g}" if r.T else None, "alpha": f"{r.alpha:g}" if r.alpha else None,
@@ -449,15 +449,15 @@ def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size
          alpha: float = 0.5, seed: int = 0, say: Callable[[str], None] | None = None) -> dict:
     """The quick-start job on built-in synthetic cracks: teacher, soft labels, distilled student and the
     student alone, test metrics of all three, ONNX export and prediction. See defectkd.demo."""
-    from .demo import run_demo
+    from defectkd.demo import run_demo
 
     return run_demo(project, n_train, n_test, size, epochs, teacher, teacher_epochs, student, T, alpha, seed,
                     say or (lambda _: None))
 
 
 def _labelled_split(data: str | Path, split: str) -> list:
-    from .data.dataset import eval_samples
-    from .data.layouts import discover
+    from defectkd.data.dataset import eval_samples
+    from defectkd.data.layouts import discover
 
     samples = eval_samples(discover(data), split)
     if not samples:
@@ -471,8 +471,8 @@ def corrupt(data: str | Path, out: str | Path, corruptions: str | list[str] | No
     """Write corrupted copies of a labelled split to OUT/<corruption>/<severity>/{images,masks}/ (each an
     images-masks set) and OUT/manifest.json; None means every corruption / severity (see
     defectkd.data.corruptions). Refuses an existing non-empty OUT. Returns OUT."""
-    from .data.corruptions import select, write_corrupted
-    from .engine.runs import fresh_dir
+    from defectkd.data.corruptions import select, write_corrupted
+    from defectkd.engine.runs import fresh_dir
 
     names, levels = select(corruptions, severities)
     samples = _labelled_split(data, split)
@@ -491,17 +491,17 @@ def robustness(weights: str | Path | list[str | Path], data: str | Path, split: 
     the corrupted cells. Writes robustness.csv/.json/.png to OUT (must be new or empty) or to a new
     runs/robustness/<name>/; returns the report (`models`: one entry per weights file, in order).
     `limit`: only the split's first N images (every model the same ones); `threads`: torch CPU threads."""
-    from .data.corruptions import select
-    from .engine.checkpoint import load_checkpoint_model
-    from .engine.robustness import evaluate_robustness, weights_labels, write_robustness
-    from .engine.runs import fresh_dir, new_run_dir, resolve_weights
+    from defectkd.data.corruptions import select
+    from defectkd.engine.checkpoint import load_checkpoint_model
+    from defectkd.engine.robustness import evaluate_robustness, weights_labels, write_robustness
+    from defectkd.engine.runs import fresh_dir, new_run_dir, resolve_weights
 
     names, levels = select(corruptions, severities)
     paths = [weights] if isinstance(weights, str | Path) else list(weights)
     if not paths:
         raise ConfigError("robustness: give at least one --weights file")
     loaded = [load_checkpoint_model(resolve_weights(p)) for p in paths]
-    from .engine.classify_verbs import is_classifier
+    from defectkd.engine.classify_verbs import is_classifier
 
     if any(is_classifier(hp) for _, hp in loaded):
         raise ConfigError("robustness: evaluates segmentation models; a classifier was given")

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__
-from .errors import ConfigError, DefectKDError
+from defectkd import __version__
+from defectkd.errors import ConfigError, DefectKDError
 
 app = typer.Typer(help="defectkd: distil defect-inspection models into fast edge students.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -67,7 +67,7 @@ def _progress(total: int | None, what: str):
 @app.command("models")
 def models_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List registered models: name, task, role, parameters, GMACs at 448x448, output form."""
-    from .api import models
+    from defectkd.api import models
 
     rows = models()
     if as_json:
@@ -88,11 +88,11 @@ def synth_cmd(
 ) -> None:
     """Write synthetic crack images with masks (segment), defect classes (classify) or defects with boxes
     (detect), deterministic by seed."""
-    from .api import synth
+    from defectkd.api import synth
 
     path = synth(out_dir, n=n, size=size, seed=seed, task=task)
     if task == "detect":
-        from .data.synthetic_detect import DETECT_CLASSES
+        from defectkd.data.synthetic_detect import DETECT_CLASSES
 
         out.print(f"wrote {n} images of {size}x{size} with boxes of {len(DETECT_CLASSES)} classes "
                   f"({', '.join(DETECT_CLASSES)}) to {path}/images + annotations/ (VOC) + splits/", highlight=False)
@@ -116,7 +116,7 @@ def check_cmd(
 ) -> None:
     """Detect the layout, validate every pair (image), print counts, sizes, crack fraction (classes; boxes) and
     problems."""
-    from .api import check
+    from defectkd.api import check
 
     report = check(path, task=task, classes=classes)
     if as_json:
@@ -178,7 +178,7 @@ def train_cmd(
     resume: ResumeOpt = None,
 ) -> None:
     """Train a model; writes runs/<task>/<name>/ (config, weights/best.pt + last.pt, metrics.csv, curves)."""
-    from .api import train
+    from defectkd.api import train
 
     options = {"data": data, "model": model, "epochs": epochs, "imgsz": imgsz, "batch": batch, "name": name,
                "seed": seed, "device": device, "pretrained": pretrained, "skip_bad": skip_bad or None,
@@ -289,7 +289,7 @@ def distill_cmd(
     resume: ResumeOpt = None,
 ) -> None:
     """Distil a teacher into a student: online (--teacher) or from cached soft labels (--soft-labels)."""
-    from .api import distill
+    from defectkd.api import distill
 
     options = {"teacher": teacher, "model": student, "data": data, "method": method, "T": T, "alpha": alpha,
                "feat": feat or None,
@@ -307,7 +307,7 @@ def layers_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List a model's module paths and output shapes (for --feat student.path:teacher.path)."""
-    from .api import layers
+    from defectkd.api import layers
 
     rows = layers(model, imgsz=imgsz, contains=contains)
     if as_json:
@@ -322,7 +322,7 @@ def layers_cmd(
 @app.command("methods")
 def methods_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Distillation methods (recipes) and their default terms and weights."""
-    from .api import methods
+    from defectkd.api import methods
 
     rows = methods()
     if as_json:
@@ -350,7 +350,7 @@ def kfold_cmd(
     seed: Annotated[int | None, typer.Option("--seed")] = None,
 ) -> None:
     """k-fold cross-validation of train (or distill, with --teacher/--soft-labels): mean +- std of every metric."""
-    from .api import kfold
+    from defectkd.api import kfold
 
     options = {"data": data, "model": model, "teacher": teacher, "soft_labels": soft_labels, "method": method,
                "epochs": epochs, "imgsz": imgsz, "batch": batch, "name": name, "seed": seed}
@@ -372,8 +372,8 @@ def soft_labels_cmd(
     unlabelled: Annotated[bool, typer.Option("--unlabelled", help="Include images without masks.")] = False,
 ) -> None:
     """Run the teacher once over the training images; store every head's softened output (float16)."""
-    from .api import soft_labels
-    from .data.layouts import discover
+    from defectkd.api import soft_labels
+    from defectkd.data.layouts import discover
 
     source = discover(data)
     total = sum(len(v) for k, v in source.splits.items() if k in ("train", "val", "all"))
@@ -393,12 +393,12 @@ def val_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Evaluate weights on a labelled split: metrics JSON and overlay images (classifier: confusion matrix)."""
-    from .api import val
-    from .data.dataset import eval_samples
-    from .data.layouts import discover
-    from .engine.checkpoint import weights_task
-    from .engine.classify_verbs import classify_split_size
-    from .engine.detect_verbs import detect_split_size
+    from defectkd.api import val
+    from defectkd.data.dataset import eval_samples
+    from defectkd.data.layouts import discover
+    from defectkd.engine.checkpoint import weights_task
+    from defectkd.engine.classify_verbs import classify_split_size
+    from defectkd.engine.detect_verbs import detect_split_size
 
     task = weights_task(weights) if weights.is_file() else "segment"
     total = (classify_split_size(data, split) if task == "classify" else detect_split_size(data, split)
@@ -450,7 +450,7 @@ def export_cmd(
     list_formats: Annotated[bool, typer.Option("--list", help="Show the export formats and exit.")] = False,
 ) -> None:
     """Export the student (deploy head only), run the written file once and report its deviation."""
-    from .api import export, export_formats
+    from defectkd.api import export, export_formats
 
     if list_formats:
         out.print(_table("export formats", export_formats(),
@@ -497,7 +497,7 @@ def benchmark_cmd(
     """Export to every available format and print Format | Status | Size | metric | ms/image | FPS."""
     from rich.status import Status
 
-    from .api import benchmark
+    from defectkd.api import benchmark
 
     with Status("benchmark", console=err) as status:
         r = benchmark(weights, data=data, split=split, imgsz=imgsz, threads=threads, rounds=rounds, limit=limit,
@@ -517,7 +517,7 @@ def report_cmd(
     title: Annotated[str, typer.Option("--title")] = "defectkd report",
 ) -> None:
     """Turn runs into one Markdown and HTML report with tables and plots (report.md, report.html, PNGs)."""
-    from .api import report
+    from defectkd.api import report
 
     r = report(runs, out=out_dir, name=name, title=title)
     out.print(f"report of {len(r['runs'])} runs: {r['save_dir']}/report.md and report.html", highlight=False)
@@ -545,7 +545,7 @@ def predict_cmd(
     """Segment, classify or detect in images, videos, cameras or streams; report crack-pixel ratio, area, longest
     crack length (or class and score; or boxes, labels and scores), per-stage times and FPS; optionally stream each
     result to `receive`."""
-    from .api import predict
+    from defectkd.api import predict
 
     seen = {"n": 0, "ratio_sum": 0.0, "ratio_max": 0.0, "infer_ms": 0.0, "fps": 0.0}
 
@@ -629,7 +629,7 @@ def receive_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the final counters as JSON.")] = False,
 ) -> None:
     """Receive results from `predict --sink` senders, store them (SQLite + files) and serve a live web view."""
-    from .api import receive
+    from defectkd.api import receive
 
     def started(rx) -> None:
         web = f", web view at {rx.http_url}" if rx.http_url else ""
@@ -657,7 +657,7 @@ def keys_cmd(
     name: Annotated[str, typer.Option("--name", help="'server' for the receiver, a device id for a sender.")],
 ) -> None:
     """Make a CURVE key pair: OUT/NAME.key (public, share it) and OUT/NAME.key_secret (keep it)."""
-    from .api import keys
+    from defectkd.api import keys
 
     r = keys(out_dir, name)
     out.print(f"public key {r['public']}, secret key {r['secret']} (mode 600: keep it on this machine)",
@@ -673,7 +673,7 @@ def info_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Parameters, GMACs, CPU latency and FPS of a model in PyTorch eager and ONNX Runtime (FP32)."""
-    from .api import info
+    from defectkd.api import info
 
     result = info(model, imgsz, repeats=repeats, threads=threads)
     if as_json:
@@ -693,7 +693,7 @@ def demo_cmd(
 ) -> None:
     """The whole recipe on built-in synthetic cracks: teacher, soft labels, distilled student vs the
     student alone, test metrics, ONNX export and prediction (a few minutes on 2 CPU cores)."""
-    from .api import demo
+    from defectkd.api import demo
 
     result = demo(epochs=epochs, teacher_epochs=teacher_epochs, teacher=teacher, student=student,
                   say=lambda text: err.print(text, highlight=False))
@@ -707,8 +707,8 @@ def demo_cmd(
 
 
 def _split_size(data: Path, split: str) -> int:
-    from .data.dataset import eval_samples
-    from .data.layouts import discover
+    from defectkd.data.dataset import eval_samples
+    from defectkd.data.layouts import discover
 
     return len(eval_samples(discover(data), split))
 
@@ -723,7 +723,7 @@ def corrupt_cmd(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Write corrupted copies of a split: OUT/<corruption>/<severity>/images + masks (masks unchanged)."""
-    from .api import corrupt
+    from defectkd.api import corrupt
 
     progress, tick = _progress(_split_size(data, split), f"corrupt {split}")
     with progress:
@@ -749,7 +749,7 @@ def robustness_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Crack Dice/IoU on the clean split and every corruption x severity; mDS = mean corrupted Dice."""
-    from .api import robustness
+    from defectkd.api import robustness
 
     size = _split_size(data, split)
     progress, tick = _progress(min(size, limit) if limit else size, f"robustness {split}")

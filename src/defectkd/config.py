@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from defectkd.errors import ConfigError
 
 
 class ScaleOut(BaseModel):
@@ -130,7 +130,7 @@ class DistillSegmentConfig(SegmentTrainConfig):
 
     @model_validator(mode="after")
     def _resolve_recipe(self) -> DistillSegmentConfig:
-        from .distill.recipes import expand
+        from defectkd.distill.recipes import expand
 
         if self.teacher is None and self.soft_labels is None:
             raise ValueError("give a teacher (online) or soft_labels (offline)")
@@ -228,7 +228,7 @@ class DistillClassifyConfig(ClassifyTrainConfig):
 
     @model_validator(mode="after")
     def _resolve_recipe(self) -> DistillClassifyConfig:
-        from .distill.recipes import CLASSIFY_RECIPES, expand
+        from defectkd.distill.recipes import CLASSIFY_RECIPES, expand
 
         given = [t.model_dump() for t in self.losses] if self.losses is not None else None
         r = expand(self.method, self.T, self.alpha, given, recipes=CLASSIFY_RECIPES, epochs=self.epochs)
@@ -312,7 +312,7 @@ class DistillDetectConfig(DetectTrainConfig):
 
     @model_validator(mode="after")
     def _resolve_recipe(self) -> DistillDetectConfig:
-        from .distill.recipes import DETECT_RECIPES, expand
+        from defectkd.distill.recipes import DETECT_RECIPES, expand
 
         given = [t.model_dump() for t in self.losses] if self.losses is not None else None
         r = expand(self.method, self.T, None, given, recipes=DETECT_RECIPES, epochs=self.epochs)

@@ -9,7 +9,7 @@ import typing
 
 from pydantic import BaseModel
 
-from . import config as c
+from defectkd import config as c
 
 SECTIONS = [
     ("Segmentation training (`train segment`)", c.SegmentTrainConfig, None),

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import build_model, model_spec
+from defectkd.models import build_model, model_spec
 
 
 def count_parameters(model: torch.nn.Module) -> int:

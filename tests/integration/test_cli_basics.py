@@ -7,8 +7,7 @@ import sys
 import pytest
 
 from defectkd import __version__
-
-from ..conftest import SHARED_DATASETS
+from tests.conftest import SHARED_DATASETS
 
 
 def test_version(cli):

@@ -15,8 +15,7 @@ from defectkd.data.classify import (
 )
 from defectkd.data.synthetic_classify import SYNTH_CLASSES, synth_defect_sample, write_synthetic_classify
 from defectkd.errors import DataError
-
-from ..conftest import SHARED_DATASETS
+from tests.conftest import SHARED_DATASETS
 
 
 def _img(path: Path, value: int = 128, size: int = 32) -> Path:

@@ -40,7 +40,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from defectkd.errors import ConfigError, DataError
 
 CORRUPTIONS: tuple[str, ...] = ("salt", "pepper", "salt-pepper", "gaussian-noise", "gaussian-blur", "motion-blur",
                                 "jpeg", "brightness-contrast", "crack-texture")
@@ -88,7 +88,7 @@ _TRANSFORMS: dict[tuple[str, int], A.BasicTransform] = {}
 
 def _crack_texture(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Thin dark crack-like random walks (with branches) darkening the image; not part of any mask."""
-    from .synthetic import _walk  # the crack drawing of the synthetic data, reused as a distractor
+    from defectkd.data.synthetic import _walk  # the crack drawing of the synthetic data, reused as a distractor
 
     h, w = image.shape[:2]
     size = max(h, w)
@@ -192,7 +192,7 @@ def write_corrupted(samples: list, out: str | Path, corruptions: Sequence[str], 
     """Corrupted copies of labelled `samples` in OUT/<corruption>/<severity>/images/*.png (lossless) and
     masks/*.png (0/255, unchanged), each an images-masks set; OUT/manifest.json records how.
     Seeds come from `corruption_seed(seed, stem, ...)`, so the copies equal what `robustness` evaluates."""
-    from .dataset import SegmentationDataset
+    from defectkd.data.dataset import SegmentationDataset
 
     out = Path(out)
     dataset = SegmentationDataset(samples, transform=None, cache=False)

@@ -35,9 +35,9 @@ from pathlib import Path
 
 import cv2
 
-from ..errors import DataError
-from .io import IMAGE_SUFFIXES, list_images
-from .layouts import SPLIT_NAMES, Problem
+from defectkd.data.io import IMAGE_SUFFIXES, list_images
+from defectkd.data.layouts import SPLIT_NAMES, Problem
+from defectkd.errors import DataError
 
 _IMAGE_DIRS = ("images", "JPEGImages", "image", "img", "imgs")
 _XML_DIRS = ("annotations", "Annotations", "xml", "labels_xml")

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .detect import DetectSample
-from .io import read_image
+from defectkd.data.detect import DetectSample
+from defectkd.data.io import read_image
 
 
 class DetectAugment:

@@ -30,9 +30,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .backends import backend_kind, open_runtime
-    from .run import run_source
-    from .sources import FrameSource, SourceError, UnreadableImage
+    from defectkd.deploy.backends import backend_kind, open_runtime
+    from defectkd.deploy.run import run_source
+    from defectkd.deploy.sources import FrameSource, SourceError, UnreadableImage
 
     args = _parser().parse_args(argv)
     try:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         runtime = open_runtime(args.weights, threads=args.threads)
         sink = None
         if args.sink:
-            from .sink import ZmqSink
+            from defectkd.deploy.sink import ZmqSink
 
             sink = ZmqSink(args.sink, device_id=args.device_id, send_frame=args.send_frame, curve_keys=args.curve_keys)
         run = run_source(runtime, frames, args.out, args.threshold,

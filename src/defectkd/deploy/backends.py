@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import WeightsError
+from defectkd.errors import WeightsError
 
 OPENVINO_METADATA = "metadata.json"
 
@@ -179,13 +179,13 @@ def open_runtime(path: str | Path, threads: int | None = None, providers: list[s
     backend = open_backend(path, threads, providers)
     task = backend.metadata.get("task", "segment")
     if task == "classify":
-        from .classify import OnnxClassifier
+        from defectkd.deploy.classify import OnnxClassifier
 
         return OnnxClassifier(path, backend=backend)
     if task == "detect":
-        from .detect import OnnxDetector
+        from defectkd.deploy.detect import OnnxDetector
 
         return OnnxDetector(path, backend=backend)
-    from .runtime import OnnxSegmenter
+    from defectkd.deploy.runtime import OnnxSegmenter
 
     return OnnxSegmenter(path, backend=backend)

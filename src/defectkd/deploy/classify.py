@@ -17,8 +17,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .predict import Frames, Outputs, RunningFPS, Sink, emit, image_frames, video_name, where
-from .visualize import label
+from defectkd.deploy.predict import Frames, Outputs, RunningFPS, Sink, emit, image_frames, video_name, where
+from defectkd.deploy.visualize import label
 
 
 def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -55,7 +55,7 @@ class OnnxClassifier:
     def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None,
                  backend=None) -> None:
         """`backend`: one already open on `path` (deploy.backends); else opened from the file name."""
-        from .backends import open_backend
+        from defectkd.deploy.backends import open_backend
 
         self.path = Path(path)
         self.backend = backend or open_backend(self.path, threads, providers)

@@ -17,8 +17,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .detect_post import postprocess, preprocess
-from .predict import Frames, Outputs, RunningFPS, Sink, emit, image_frames, video_name, where
+from defectkd.deploy.detect_post import postprocess, preprocess
+from defectkd.deploy.predict import Frames, Outputs, RunningFPS, Sink, emit, image_frames, video_name, where
 
 _PALETTE = ((230, 60, 60), (60, 120, 255), (255, 170, 0), (190, 70, 230), (0, 190, 190), (240, 90, 170),
             (150, 200, 40), (120, 120, 255))
@@ -40,7 +40,7 @@ class OnnxDetector:
     def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None,
                  backend=None) -> None:
         """`backend`: one already open on `path` (deploy.backends); else opened from the file name."""
-        from .backends import open_backend
+        from defectkd.deploy.backends import open_backend
 
         self.path = Path(path)
         self.backend = backend or open_backend(self.path, threads, providers)

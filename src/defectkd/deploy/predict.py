@@ -18,9 +18,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .analysis import crack_stats
-from .sources import UnreadableImage, read_rgb  # noqa: F401 (re-exported: api and classify import them here)
-from .visualize import overlay
+from defectkd.deploy.analysis import crack_stats
+from defectkd.deploy.sources import UnreadableImage, read_rgb  # noqa: F401 (re-exported: api and classify import them here)
+from defectkd.deploy.visualize import overlay
 
 Frames = Iterable[tuple[int, np.ndarray, dict]]
 

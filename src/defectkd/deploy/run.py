@@ -7,9 +7,9 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from .classify import classify_frames
-from .predict import predict_frames, video_name
-from .sources import FrameSource
+from defectkd.deploy.classify import classify_frames
+from defectkd.deploy.predict import predict_frames, video_name
+from defectkd.deploy.sources import FrameSource
 
 
 def run_source(runtime, frames: FrameSource, save_dir: Path | None = None, threshold: float | None = None,
@@ -23,7 +23,7 @@ def run_source(runtime, frames: FrameSource, save_dir: Path | None = None, thres
     if hasattr(runtime, "classify"):
         loop = classify_frames(runtime, frames, save_dir, on_result, sink, frames.output_fps)
     elif hasattr(runtime, "detect"):  # boxes, labels, scores (deploy/detect.py)
-        from .detect import detect_frames
+        from defectkd.deploy.detect import detect_frames
 
         loop = detect_frames(runtime, frames, save_dir, threshold, on_result, sink, frames.output_fps)
     else:

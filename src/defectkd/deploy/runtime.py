@@ -29,7 +29,7 @@ class OnnxSegmenter:
     def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None,
                  backend=None) -> None:
         """`backend`: one already open on `path` (deploy.backends); else opened from the file name."""
-        from .backends import open_backend
+        from defectkd.deploy.backends import open_backend
 
         self.path = Path(path)
         self.backend = backend or open_backend(self.path, threads, providers)

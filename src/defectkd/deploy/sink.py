@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..serve.protocol import PROTOCOL_VERSION, client_keys, encode, tcp_endpoint
+from defectkd.serve.protocol import PROTOCOL_VERSION, client_keys, encode, tcp_endpoint
 
 log = logging.getLogger("defectkd.sink")
 
@@ -69,7 +69,7 @@ class ZmqSink:
         self._sock.setsockopt(zmq.SNDHWM, sndhwm)
         self._sock.setsockopt(zmq.LINGER, linger_ms)
         if curve_keys:
-            from ..serve.protocol import KeyFileError
+            from defectkd.serve.protocol import KeyFileError
 
             try:
                 public, secret, server = client_keys(curve_keys, self.device_id)

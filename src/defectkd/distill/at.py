@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import check_pair, full_precision
+from defectkd.distill.adapters import check_pair, full_precision
 
 
 def _attention(feat: torch.Tensor, p: float) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import ChannelAdapter, check_pair, full_precision, match_spatial
+from defectkd.distill.adapters import ChannelAdapter, check_pair, full_precision, match_spatial
 
 
 class CWDLoss(nn.Module):

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import check_pair, full_precision, shape_of
-from .kd import match_channels, match_size
+from defectkd.distill.adapters import check_pair, full_precision, shape_of
+from defectkd.distill.kd import match_channels, match_size
 
 
 class DKDLoss(nn.Module):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from defectkd.errors import ConfigError
 
 
 @dataclass(frozen=True)

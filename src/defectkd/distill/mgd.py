@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .adapters import ChannelAdapter, check_pair, full_precision, match_spatial, shape_of
+from defectkd.distill.adapters import ChannelAdapter, check_pair, full_precision, match_spatial, shape_of
 
 MASKS = ("spatial", "channel", "none")
 

@@ -17,7 +17,7 @@ class NoisyStudentDataset(Dataset):
     random severity, else the clean image itself."""
 
     def __init__(self, base: Dataset, fraction: float, corruptions: list[str], seed: int = 0) -> None:
-        from ..data.corruptions import NoisyMix
+        from defectkd.data.corruptions import NoisyMix
 
         self.base = base
         self.noise_mix = NoisyMix(p=fraction, corruptions=list(corruptions), seed=seed)

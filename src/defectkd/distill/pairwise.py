@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import check_pair, full_precision
+from defectkd.distill.adapters import check_pair, full_precision
 
 
 def _similarity(feat: torch.Tensor) -> torch.Tensor:

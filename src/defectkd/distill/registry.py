@@ -6,14 +6,14 @@ from collections.abc import Callable
 
 from torch import nn
 
-from ..errors import ConfigError
-from .at import ATLoss
-from .cwd import CWDLoss
-from .dkd import DKDLoss
-from .fitnet import FitNetLoss
-from .kd import KDLoss
-from .mgd import MGDLoss
-from .pairwise import PairwiseLoss
+from defectkd.distill.at import ATLoss
+from defectkd.distill.cwd import CWDLoss
+from defectkd.distill.dkd import DKDLoss
+from defectkd.distill.fitnet import FitNetLoss
+from defectkd.distill.kd import KDLoss
+from defectkd.distill.mgd import MGDLoss
+from defectkd.distill.pairwise import PairwiseLoss
+from defectkd.errors import ConfigError
 
 _METHODS: dict[str, Callable[..., nn.Module]] = {
     "kd": KDLoss,

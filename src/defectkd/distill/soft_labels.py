@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from defectkd.errors import ConfigError, DataError
 
 MANIFEST = "manifest.json"
 FORMAT = "defectkd-soft-labels-1"
@@ -52,10 +52,10 @@ def write_soft_labels(teacher_weights: str | Path | list, data: str | Path, T: f
     `teacher_weights`: a run folder or weights file, or several joined by commas (an ensemble)."""
     import torch
 
-    from ..data.dataset import SegmentationDataset
-    from ..data.layouts import discover
-    from ..engine.teacher import join_files, load_teacher, teacher_files
-    from .kd import soften
+    from defectkd.data.dataset import SegmentationDataset
+    from defectkd.data.layouts import discover
+    from defectkd.distill.kd import soften
+    from defectkd.engine.teacher import join_files, load_teacher, teacher_files
 
     if T <= 0:
         raise ConfigError(f"--T must be > 0, got {T}")
@@ -134,7 +134,7 @@ class SoftLabelCache:
 
     def unlabelled_samples(self, data_root: Path) -> list:
         """Cached images without masks (made with `soft-labels --unlabelled`), as Samples."""
-        from ..data.layouts import Sample
+        from defectkd.data.layouts import Sample
 
         return [Sample(data_root / key, None) for key, e in self.manifest["images"].items() if not e["labelled"]]
 

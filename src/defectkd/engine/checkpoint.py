@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import WeightsError
+from defectkd.errors import WeightsError
 
 
 def safe_load(path: str | Path) -> Any:
@@ -57,8 +57,8 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
     """Rebuild the model saved in a defectkd checkpoint or deploy file; returns (model in eval mode,
     hyper-parameters: model_name, model_kwargs, config with at least the threshold). A run folder means its
     weights/best.pt."""
-    from ..models import build_model
-    from .runs import resolve_weights
+    from defectkd.engine.runs import resolve_weights
+    from defectkd.models import build_model
 
     if Path(path).is_dir():  # a run folder: its best.pt (else last.pt)
         path = resolve_weights(path)
@@ -99,6 +99,6 @@ def weights_task(path: str | Path) -> str:
         task, name = (hp.get("config") or {}).get("task"), hp.get("model_name")
     if task:
         return str(task)
-    from ..models import list_models
+    from defectkd.models import list_models
 
     return next((t for t in ("classify", "detect") if name in list_models(t)), "segment")

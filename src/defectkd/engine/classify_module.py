@@ -18,11 +18,11 @@ import lightning as L
 import torch
 from torch import nn
 
-from ..distill import build_loss
-from ..metrics.classify import ClassificationMetrics
-from ..models import build_model
-from .distill_terms import DistillTerms, try_loss
-from .optim import configure_optimizers
+from defectkd.distill import build_loss
+from defectkd.engine.distill_terms import DistillTerms, try_loss
+from defectkd.engine.optim import configure_optimizers
+from defectkd.metrics.classify import ClassificationMetrics
+from defectkd.models import build_model
 
 PROBE_SIZE = 64
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
+from defectkd.errors import ConfigError, DataError
 
 
 def is_classifier(hp: dict) -> bool:
@@ -15,13 +15,13 @@ def is_classifier(hp: dict) -> bool:
     task = (hp.get("config") or {}).get("task")
     if task:
         return task == "classify"
-    from ..models import list_models
+    from defectkd.models import list_models
 
     return hp.get("model_name") in list_models("classify")
 
 
 def classify_split_size(data: str | Path, split: str) -> int:
-    from ..data.classify import discover_classify, eval_split
+    from defectkd.data.classify import discover_classify, eval_split
 
     return len(eval_split(discover_classify(data), split))
 
@@ -31,9 +31,9 @@ def val_classify(model, hp: dict, weights: str | Path, data: str | Path, split: 
                  progress: Callable[[], None] | None = None, batch: int = 32) -> dict:
     """Accuracy, macro and per-class precision/recall/F1 and the confusion matrix of a classifier on a split;
     writes metrics.json and confusion.png to a new runs/classify/val*/ (or `save_dir`)."""
-    from ..data.classify import discover_classify, eval_split, validate_classify
-    from .classify_evaluate import evaluate_classifier, model_class_names, samples_for_model
-    from .runs import new_run_dir
+    from defectkd.data.classify import discover_classify, eval_split, validate_classify
+    from defectkd.engine.classify_evaluate import evaluate_classifier, model_class_names, samples_for_model
+    from defectkd.engine.runs import new_run_dir
 
     if threshold is not None:
         raise ConfigError("--threshold applies to segmentation; a classifier reports its top class")

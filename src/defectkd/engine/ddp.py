@@ -17,8 +17,8 @@ from pathlib import Path
 import lightning as L
 import yaml
 
-from ..errors import ConfigError
-from .runs import new_run_dir
+from defectkd.engine.runs import new_run_dir
+from defectkd.errors import ConfigError
 
 RUN_DIR_ENV = "DEFECTKD_RUN_DIR"
 

@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.detect import DetectSample
-from ..data.detect_dataset import DetectDataset
-from ..deploy.detect import draw_detections
-from ..metrics.detect import DetectionMetrics, plot_pr_curves
-from .checkpoint import load_checkpoint_model
+from defectkd.data.detect import DetectSample
+from defectkd.data.detect_dataset import DetectDataset
+from defectkd.deploy.detect import draw_detections
+from defectkd.engine.checkpoint import load_checkpoint_model
+from defectkd.metrics.detect import DetectionMetrics, plot_pr_curves
 
 
 def _numpy(d: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

@@ -10,20 +10,20 @@ import torch
 from rich.console import Console
 from torch.utils.data import DataLoader
 
-from ..config import DetectTrainConfig, DistillDetectConfig
-from ..data.dataset import seed_augmentation_worker
-from ..data.detect import load_detect, split_train_val_detect
-from ..data.detect_dataset import DetectAugment, DetectDataset, collate_detect
-from ..errors import ConfigError, DataError
-from ..info import count_parameters
-from ..models import model_spec
-from .callbacks import EpochSummary, fmt
-from .checkpoint import load_checkpoint_model, save_deploy_file
-from .ddp import open_run_dir, secondary_summary
-from .detect_evaluate import evaluate_detector, model_class_names
-from .detect_module import DetectDistillModule, DetectModule
-from .fit import fit_lightning, start_run
-from .teacher import join_files, teacher_files
+from defectkd.config import DetectTrainConfig, DistillDetectConfig
+from defectkd.data.dataset import seed_augmentation_worker
+from defectkd.data.detect import load_detect, split_train_val_detect
+from defectkd.data.detect_dataset import DetectAugment, DetectDataset, collate_detect
+from defectkd.engine.callbacks import EpochSummary, fmt
+from defectkd.engine.checkpoint import load_checkpoint_model, save_deploy_file
+from defectkd.engine.ddp import open_run_dir, secondary_summary
+from defectkd.engine.detect_evaluate import evaluate_detector, model_class_names
+from defectkd.engine.detect_module import DetectDistillModule, DetectModule
+from defectkd.engine.fit import fit_lightning, start_run
+from defectkd.engine.teacher import join_files, teacher_files
+from defectkd.errors import ConfigError, DataError
+from defectkd.info import count_parameters
+from defectkd.models import model_spec
 
 
 class DetectEpochSummary(EpochSummary):

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import DataError
+from defectkd.errors import DataError
 
 
 def is_detector(hp: dict) -> bool:
@@ -14,13 +14,13 @@ def is_detector(hp: dict) -> bool:
     task = (hp.get("config") or {}).get("task")
     if task:
         return task == "detect"
-    from ..models import list_models
+    from defectkd.models import list_models
 
     return hp.get("model_name") in list_models("detect")
 
 
 def detect_split_size(data: str | Path, split: str) -> int:
-    from ..data.detect import discover_detect, eval_split
+    from defectkd.data.detect import discover_detect, eval_split
 
     return len(eval_split(discover_detect(data), split))
 
@@ -32,9 +32,9 @@ def val_detect(model, hp: dict, weights: str | Path, data: str | Path, split: st
     pr_curve.png and examples/ (the first 8 images, true boxes green, predictions at `threshold`, default the run's
     0.25) to a new runs/detect/val*/ (or `save_dir`). The data is read with the model's class names: an object of
     another class is refused in one line."""
-    from ..data.detect import eval_split, load_detect
-    from .detect_evaluate import evaluate_detector, model_class_names
-    from .runs import new_run_dir
+    from defectkd.data.detect import eval_split, load_detect
+    from defectkd.engine.detect_evaluate import evaluate_detector, model_class_names
+    from defectkd.engine.runs import new_run_dir
 
     names = model_class_names(hp)
     source, _ = load_detect(data, names)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import torch
 
-from ..config import DistillSegmentConfig
-from ..data.dataset import SegmentationDataset, train_transform
-from ..distill.soft_labels import SoftLabelCache, file_sha256
-from ..errors import ConfigError
-from .distill_module import DistillModule
-from .teacher import join_files, load_teacher, teacher_files
+from defectkd.config import DistillSegmentConfig
+from defectkd.data.dataset import SegmentationDataset, train_transform
+from defectkd.distill.soft_labels import SoftLabelCache, file_sha256
+from defectkd.engine.distill_module import DistillModule
+from defectkd.engine.teacher import join_files, load_teacher, teacher_files
+from defectkd.errors import ConfigError
 
 
 @dataclass
@@ -43,7 +43,7 @@ def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path
     if not_kd:
         raise ConfigError(f"soft_labels: offline distillation stores probabilities at T={cfg.T:g}, usable by kd on "
                           f"logits only (method {cfg.method!r} needs {not_kd[0]!r}); drop soft_labels to distil online")
-    from ..distill.dataset import SoftLabelDataset
+    from defectkd.distill.dataset import SoftLabelDataset
 
     cache = SoftLabelCache(cfg.soft_labels, cfg.T, data_root, train)
     samples = list(train)
@@ -65,7 +65,7 @@ def with_noisy_student(train_set: SegmentationDataset, cfg: DistillSegmentConfig
     """The training set, or (noisy_fraction > 0) a view whose samples carry a corrupted student input."""
     if not cfg.noisy_fraction:
         return train_set
-    from ..distill.noisy import NoisyStudentDataset
+    from defectkd.distill.noisy import NoisyStudentDataset
 
     return NoisyStudentDataset(train_set, cfg.noisy_fraction, cfg.noise, cfg.seed)  # unknown names: ConfigError
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..distill import build_loss, kd_from_probabilities, match_channels, match_size
-from .distill_terms import DistillTerms, default_feature_pair, try_loss
-from .segment_module import SegmentModule
+from defectkd.distill import build_loss, kd_from_probabilities, match_channels, match_size
+from defectkd.engine.distill_terms import DistillTerms, default_feature_pair, try_loss
+from defectkd.engine.segment_module import SegmentModule
 
 
 def match_probability_channels(probs: torch.Tensor, student_channels: int) -> torch.Tensor:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..distill import build_loss
-from ..distill.features import FeatureTaps, parse_feature_pairs
-from ..distill.recipes import CHANNEL_ADAPTED
+from defectkd.distill import build_loss
+from defectkd.distill.features import FeatureTaps, parse_feature_pairs
+from defectkd.distill.recipes import CHANNEL_ADAPTED
 
 
 def default_feature_pair(student: nn.Module, teacher: nn.Module | None) -> list[tuple[str, str]]:

@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.dataset import SegmentationDataset
-from ..data.layouts import Sample
-from ..deploy.visualize import overlay
-from ..metrics import SegmentationMetrics, plot_pr_curve
-from ..models import crack_probability
-from .checkpoint import load_checkpoint_model
-from .layout import nhwc, nhwc_model
+from defectkd.data.dataset import SegmentationDataset
+from defectkd.data.layouts import Sample
+from defectkd.deploy.visualize import overlay
+from defectkd.engine.checkpoint import load_checkpoint_model
+from defectkd.engine.layout import nhwc, nhwc_model
+from defectkd.metrics import SegmentationMetrics, plot_pr_curve
+from defectkd.models import crack_probability
 
 
 @torch.no_grad()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from ..errors import TrainingError
-from ..losses import build_segment_loss
-from ..metrics import SegmentationMetrics
-from ..models import build_model, crack_probability
-from .optim import configure_optimizers
+from defectkd.engine.optim import configure_optimizers
+from defectkd.errors import TrainingError
+from defectkd.losses import build_segment_loss
+from defectkd.metrics import SegmentationMetrics
+from defectkd.models import build_model, crack_probability
 
 MAX_SKIPPED_STEPS = 20
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint_model
-from .runs import resolve_weights
+from defectkd.engine.checkpoint import load_checkpoint_model
+from defectkd.engine.runs import resolve_weights
 
 
 class EnsembleTeacher(nn.Module):

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..models import crack_probability
-from .checkpoint import load_checkpoint_model
-from .layout import nhwc, nhwc_model
+from defectkd.engine.checkpoint import load_checkpoint_model
+from defectkd.engine.layout import nhwc, nhwc_model
+from defectkd.models import crack_probability
 
 
 class TorchSegmenter:

@@ -12,27 +12,27 @@ import torch
 from rich.console import Console
 from torch.utils.data import DataLoader
 
-from ..config import DistillSegmentConfig, SegmentTrainConfig
-from ..data.check import validate
-from ..data.dataset import (
+from defectkd.config import DistillSegmentConfig, SegmentTrainConfig
+from defectkd.data.check import validate
+from defectkd.data.dataset import (
     SegmentationDataset,
     drop_bad,
     seed_augmentation_worker,
     split_train_val,
     train_transform,
 )
-from ..data.layouts import discover
-from ..errors import DataError
-from ..info import count_parameters
-from .callbacks import EpochSummary
-from .checkpoint import safe_load, save_deploy_file
-from .ddp import open_run_dir, secondary_summary
-from .device import pick_accelerator
-from .distill import prepare_distillation
-from .evaluate import evaluate_model, evaluate_weights
-from .fit import check_devices, fit_lightning
-from .segment_module import SegmentModule
-from .teacher import load_teacher
+from defectkd.data.layouts import discover
+from defectkd.engine.callbacks import EpochSummary
+from defectkd.engine.checkpoint import safe_load, save_deploy_file
+from defectkd.engine.ddp import open_run_dir, secondary_summary
+from defectkd.engine.device import pick_accelerator
+from defectkd.engine.distill import prepare_distillation
+from defectkd.engine.evaluate import evaluate_model, evaluate_weights
+from defectkd.engine.fit import check_devices, fit_lightning
+from defectkd.engine.segment_module import SegmentModule
+from defectkd.engine.teacher import load_teacher
+from defectkd.errors import DataError
+from defectkd.info import count_parameters
 
 
 def quiet_lightning() -> None:

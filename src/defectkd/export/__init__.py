@@ -1,5 +1,5 @@
 """Export of students for deployment (ONNX; OpenVINO and TensorRT come with the edge issue)."""
 
-from .onnx_export import export_onnx
+from defectkd.export.onnx_export import export_onnx
 
 __all__ = ["export_onnx"]

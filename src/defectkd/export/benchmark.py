@@ -24,22 +24,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DefectKDError
-from .formats import FORMATS, resolve_format
+from defectkd.errors import DefectKDError
+from defectkd.export.formats import FORMATS, resolve_format
 
 COLUMNS = ["format", "status", "size_mb", "metric", "ms_per_image", "fps"]
 
 
 def _torch_runtime(weights: Path, task: str, imgsz: int):
     if task == "classify":
-        from ..engine.classify_evaluate import TorchClassifier
+        from defectkd.engine.classify_evaluate import TorchClassifier
 
         return TorchClassifier(weights)
     if task == "detect":
-        from ..engine.detect_evaluate import TorchDetector
+        from defectkd.engine.detect_evaluate import TorchDetector
 
         return TorchDetector(weights)
-    from ..engine.torch_runtime import TorchSegmenter
+    from defectkd.engine.torch_runtime import TorchSegmenter
 
     return TorchSegmenter(weights, imgsz=imgsz)
 
@@ -51,8 +51,8 @@ def _call(runtime, task: str) -> Callable[[np.ndarray], object]:
 def _timing_image(path: Path, imgsz: int) -> np.ndarray:
     """A real image of the split at imgsz x imgsz (resized as classifiers see theirs): what the timed runtimes see
     in use."""
-    from ..data.io import read_image
-    from ..deploy.classify import resize_square
+    from defectkd.data.io import read_image
+    from defectkd.deploy.classify import resize_square
 
     return np.ascontiguousarray(resize_square(read_image(path), imgsz))
 
@@ -73,10 +73,10 @@ def benchmark(weights: str | Path, data: str | Path | None = None, split: str = 
     exported files to a new runs/benchmark/<name>/ (or OUT)."""
     import torch
 
-    from ..engine.checkpoint import load_checkpoint_model
-    from ..engine.runs import new_run_dir, resolve_weights
-    from .exporter import export_model
-    from .quality import METRIC_NAMES, eval_images, model_task, score
+    from defectkd.engine.checkpoint import load_checkpoint_model
+    from defectkd.engine.runs import new_run_dir, resolve_weights
+    from defectkd.export.exporter import export_model
+    from defectkd.export.quality import METRIC_NAMES, eval_images, model_task, score
 
     weights = resolve_weights(weights)
     _, hp = load_checkpoint_model(weights)
@@ -106,7 +106,7 @@ def benchmark(weights: str | Path, data: str | Path | None = None, split: str = 
             continue
         say(f"export {fmt.name}")
         try:
-            from ..deploy.backends import open_runtime
+            from defectkd.deploy.backends import open_runtime
 
             r = export_model(weights, fmt.name, imgsz=imgsz if task == "segment" else None, data=data if
                              fmt.name == "onnx-int8" else None, fraction=fraction if fmt.name == "onnx-int8" else None,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from defectkd.errors import ConfigError
 
 RAW_TOLERANCE = 1e-4
 BOX_TOLERANCE = 1e-3
@@ -53,8 +53,8 @@ def match_detections(ref: dict, got: dict, threshold: float, margin: float = 1e-
 
 def _parity_rgb(image: str | Path | None, data: str | None, size: int) -> tuple[np.ndarray, str]:
     if image is None and data and Path(data).exists():
-        from ..data.detect import discover_detect
-        from ..errors import DataError
+        from defectkd.data.detect import discover_detect
+        from defectkd.errors import DataError
 
         try:
             source = discover_detect(data)
@@ -62,10 +62,10 @@ def _parity_rgb(image: str | Path | None, data: str | None, size: int) -> tuple[
         except DataError:
             image = None
     if image is not None:
-        from ..data.io import read_image
+        from defectkd.data.io import read_image
 
         return read_image(image), str(image)
-    from ..data.synthetic_detect import synth_detect_sample
+    from defectkd.data.synthetic_detect import synth_detect_sample
 
     return synth_detect_sample(0, size)[0], "synthetic defect image"
 
@@ -75,10 +75,10 @@ def export_detector(model: torch.nn.Module, hp: dict, out: Path, imgsz: int | No
     """Export a RetinaNetDetector (see the module docstring); returns the summary `defectkd export` prints."""
     import onnx
 
-    from ..deploy.detect import OnnxDetector
-    from ..engine.detect_evaluate import model_class_names
-    from ..models.detect import ExportHead
-    from .onnx_export import ExportError, save_checked
+    from defectkd.deploy.detect import OnnxDetector
+    from defectkd.engine.detect_evaluate import model_class_names
+    from defectkd.export.onnx_export import ExportError, save_checked
+    from defectkd.models.detect import ExportHead
 
     if imgsz is not None:
         raise ConfigError("export: a detector takes images of any size and resizes them itself (longer side = the "
@@ -106,7 +106,7 @@ def export_detector(model: torch.nn.Module, hp: dict, out: Path, imgsz: int | No
 
     rgb, source = _parity_rgb(image, config.get("data"), post["max_size"])
     detector = OnnxDetector(out)
-    from ..deploy.detect_post import preprocess
+    from defectkd.deploy.detect_post import preprocess
 
     x, _ = preprocess(rgb, post)
     with torch.no_grad():

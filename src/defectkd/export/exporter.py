@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
-from .formats import ExportFormat, check_options, resolve_format
-from .onnx_export import ExportError, _parity_image, _training_image, export_onnx
+from defectkd.errors import ConfigError
+from defectkd.export.formats import ExportFormat, check_options, resolve_format
+from defectkd.export.onnx_export import ExportError, _parity_image, _training_image, export_onnx
 
 DEFAULT_FRACTION = 0.25
 # Activation ranges per task (benchmarks/int8_variants.py; docs/benchmarks.md): min-max keeps crack F1 within
@@ -79,9 +79,9 @@ def export_model(weights: Path, format: str = "onnx", imgsz: int | None = None, 
 def _convert(fmt: ExportFormat, weights: Path, tmp: Path, out: Path, imgsz: int | None, dynamic: bool, opset: int,
              image, half: bool, quantized: bool, data, fraction: float | None, max_drop: float | None,
              threads: int | None, progress, base: dict | None) -> dict:
-    from ..deploy.backends import open_runtime
-    from ..engine.checkpoint import load_checkpoint_model
-    from .quality import METRIC_NAMES, eval_images, model_task, pick_calibration, score
+    from defectkd.deploy.backends import open_runtime
+    from defectkd.engine.checkpoint import load_checkpoint_model
+    from defectkd.export.quality import METRIC_NAMES, eval_images, model_task, pick_calibration, score
 
     _, hp = load_checkpoint_model(weights)
     task = model_task(hp)
@@ -93,7 +93,7 @@ def _convert(fmt: ExportFormat, weights: Path, tmp: Path, out: Path, imgsz: int 
                "fp16" if half else "fp32"}
     source = Path(base["file"])
     if checked is not None:
-        from .quantize import quantize_int8
+        from defectkd.export.quantize import quantize_int8
 
         calibration = pick_calibration(checked.calibration, fraction or DEFAULT_FRACTION)
         source = tmp / "model.int8.onnx"
@@ -105,11 +105,11 @@ def _convert(fmt: ExportFormat, weights: Path, tmp: Path, out: Path, imgsz: int 
     if fmt.name == "onnx-int8":
         shutil.copyfile(source, out)
     elif fmt.name == "openvino":
-        from .openvino_export import onnx_to_openvino
+        from defectkd.export.openvino_export import onnx_to_openvino
 
         onnx_to_openvino(source, out, metadata, half=half)
     else:
-        from .tensorrt_export import onnx_to_engine
+        from defectkd.export.tensorrt_export import onnx_to_engine
 
         onnx_to_engine(source, out, metadata, imgsz=base["imgsz"], half=half, int8=quantized, dynamic=dynamic)
     exported = open_runtime(out, threads)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..deploy.backends import OPENVINO_METADATA
+from defectkd.deploy.backends import OPENVINO_METADATA
 
 
 def onnx_to_openvino(onnx_file: Path, out_dir: Path, metadata: dict[str, str], half: bool = False) -> Path:

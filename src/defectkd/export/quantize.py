@@ -25,7 +25,7 @@ class _Images:
         self._it: Iterator[Path] = iter(images)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        from ..data.io import read_image
+        from defectkd.data.io import read_image
 
         path = next(self._it, None)
         return None if path is None else {self.input_name: self.prepare(read_image(path))}

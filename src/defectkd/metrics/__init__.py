@@ -1,5 +1,5 @@
 """Metrics: crack segmentation (pooled and per-image, ODS/OIS exact and tolerant)."""
 
-from .segment import SegmentationMetrics, plot_pr_curve, tolerant_counts
+from defectkd.metrics.segment import SegmentationMetrics, plot_pr_curve, tolerant_counts
 
 __all__ = ["SegmentationMetrics", "plot_pr_curve", "tolerant_counts"]

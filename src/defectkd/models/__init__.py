@@ -2,15 +2,15 @@
 
 from functools import partial
 
-from .base import SegmentationNet, crack_probability
-from .classify import ClassificationNet, TorchvisionClassifier
-from .cmi import CMINet
-from .detect import RetinaNetDetector
-from .mcff import MCFFNet
-from .mcff_edge import MCFFEdgeNet
-from .pct import PCTNet
-from .registry import ModelSpec, build_model, list_models, load_pretrained, model_spec, register
-from .smp_teachers import SMPSegmenter
+from defectkd.models.base import SegmentationNet, crack_probability
+from defectkd.models.classify import ClassificationNet, TorchvisionClassifier
+from defectkd.models.cmi import CMINet
+from defectkd.models.detect import RetinaNetDetector
+from defectkd.models.mcff import MCFFNet
+from defectkd.models.mcff_edge import MCFFEdgeNet
+from defectkd.models.pct import PCTNet
+from defectkd.models.registry import ModelSpec, build_model, list_models, load_pretrained, model_spec, register
+from defectkd.models.smp_teachers import SMPSegmenter
 
 register(ModelSpec(
     "mcff-l", "segment", "student", MCFFNet,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import IMAGENET_MEAN, IMAGENET_STD
+from defectkd.models.base import IMAGENET_MEAN, IMAGENET_STD
 
 
 class ClassificationNet(nn.Module):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .classify import ClassificationNet
+from defectkd.models.classify import ClassificationNet
 
 
 def _div8(v: float) -> int:

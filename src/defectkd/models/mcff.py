@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SegmentationNet
+from defectkd.models.base import SegmentationNet
 
 
 def _norm(kind: str, channels: int) -> nn.Module:

@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SegmentationNet
+from defectkd.models.base import SegmentationNet
 
 BRANCHES = ("standard", "dilated", "rect")
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import IMAGENET_MEAN, IMAGENET_STD, SegmentationNet
+from defectkd.models.base import IMAGENET_MEAN, IMAGENET_STD, SegmentationNet
 
 
 class DropPath(nn.Module):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..errors import DefectKDError, WeightsError
+from defectkd.errors import DefectKDError, WeightsError
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def build_model(name: str, pretrained: str | Path | None = None, **kwargs) -> nn
 def load_pretrained(model: nn.Module, path: str | Path) -> None:
     """Load local weights into `model`: a full state dict, a defectkd checkpoint, or an encoder-only
     state dict (as torchvision/timm ResNet files are) for smp teachers."""
-    from ..engine.checkpoint import safe_load
+    from defectkd.engine.checkpoint import safe_load
 
     state = safe_load(path)
     if isinstance(state, dict) and "state_dict" in state:

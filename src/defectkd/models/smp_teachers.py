@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import IMAGENET_MEAN, IMAGENET_STD, SegmentationNet
+from defectkd.models.base import IMAGENET_MEAN, IMAGENET_STD, SegmentationNet
 
 
 class SMPSegmenter(SegmentationNet):

@@ -9,8 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from .protocol import KeyFileError, create_keys
-from .receiver import DEFAULT_MAX_BYTES, Receiver, ReceiverError
+from defectkd.serve.protocol import KeyFileError, create_keys
+from defectkd.serve.receiver import DEFAULT_MAX_BYTES, Receiver, ReceiverError
 
 
 def _parser() -> argparse.ArgumentParser:

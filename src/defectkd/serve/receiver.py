@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from .protocol import (
+from defectkd.serve.protocol import (
     KeyFileError,
     MalformedMessage,
     client_public_keys,
@@ -30,7 +30,7 @@ from .protocol import (
     server_keys,
     tcp_endpoint,
 )
-from .store import ResultStore, StoreReader
+from defectkd.serve.store import ResultStore, StoreReader
 
 log = logging.getLogger("defectkd.serve")
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -135,7 +135,7 @@ class Receiver:
         self._thread = threading.Thread(target=self._run, name="defectkd-receiver", daemon=True)
         self._thread.start()
         if self.http is not None:
-            from .web import start_web
+            from defectkd.serve.web import start_web
 
             try:
                 self._web = start_web(self, *self.http)

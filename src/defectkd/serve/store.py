@@ -15,7 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .protocol import safe_name
+from defectkd.serve.protocol import safe_name
 
 DB_NAME = "results.sqlite"
 SCHEMA = """

@@ -44,8 +44,8 @@ VARIANTS = {
 def _quick_inputs(work: Path) -> tuple[Path, Path]:
     import torch
 
+    from defectkd.core.checkpoint import DEPLOY_FORMAT
     from defectkd.data.synthetic import write_synthetic_segment
-    from defectkd.engine.checkpoint import DEPLOY_FORMAT
     from defectkd.models import build_model
 
     torch.manual_seed(0)
@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from defectkd.api import export
+    from defectkd.core.runs import resolve_weights
     from defectkd.deploy.backends import open_runtime
-    from defectkd.engine.checkpoint import load_checkpoint_model
-    from defectkd.engine.runs import resolve_weights
     from defectkd.export.quality import METRIC_NAMES, eval_images, pick_calibration, score
     from defectkd.export.quantize import quantize_int8
+    from defectkd.models.loading import load_checkpoint_model
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from defectkd.core.checkpoint import DEPLOY_FORMAT
 from defectkd.deploy.runtime import OnnxSegmenter
-from defectkd.engine.checkpoint import DEPLOY_FORMAT, load_checkpoint_model
 from defectkd.export import export_onnx
 from defectkd.models import build_model
+from defectkd.models.loading import load_checkpoint_model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,7 @@ def cli(capsys, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     """An mcff-l deploy file with seeded random weights (no training needed to test plumbing)."""
-    from defectkd.engine.checkpoint import DEPLOY_FORMAT
+    from defectkd.core.checkpoint import DEPLOY_FORMAT
     from defectkd.models import build_model
 
     torch.manual_seed(0)

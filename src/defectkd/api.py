@@ -23,7 +23,7 @@ from defectkd.config import (
     build_config,
     load_yaml,
 )
-from defectkd.errors import ConfigError, DataError
+from defectkd.core.errors import ConfigError, DataError
 
 
 def synth(out: str | Path, n: int = 64, size: int = 256, seed: int = 0, task: str = "segment") -> Path:
@@ -38,13 +38,13 @@ def synth(out: str | Path, n: int = 64, size: int = 256, seed: int = 0, task: st
         raise ConfigError("data synth: --n must be >= 1 and --size >= 32")
     out = Path(out)
     if task == "classify":
+        from defectkd.core.runs import fresh_dir
         from defectkd.data.synthetic_classify import write_synthetic_classify
-        from defectkd.engine.runs import fresh_dir
 
         return write_synthetic_classify(fresh_dir(out), n, size, seed)
     if task == "detect":
+        from defectkd.core.runs import fresh_dir
         from defectkd.data.synthetic_detect import write_synthetic_detect
-        from defectkd.engine.runs import fresh_dir
 
         return write_synthetic_detect(fresh_dir(out), n, size, seed)
     if (out / "images").is_dir() and any((out / "images").iterdir()):
@@ -79,7 +79,7 @@ def check(path: str | Path, progress: Callable[[], None] | None = None, task: st
 def train(task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
           resume: str | Path | None = None, **options: Any) -> dict:
     """Train a model; `options` are config keys (data=, model=, epochs=, ...)."""
-    from defectkd.engine.runs import resolve_run
+    from defectkd.core.runs import resolve_run
     from defectkd.engine.train import fit_segment
 
     if task not in ("segment", "classify", "detect"):
@@ -181,12 +181,12 @@ def val(weights: str | Path, data: str | Path, split: str = "test", threshold: f
         tolerant: bool = True, save_dir: str | Path | None = None, project: str = "runs",
         progress: Callable[[], None] | None = None) -> dict:
     """Evaluate a checkpoint on a labelled split; writes metrics.json and overlays to a new val run."""
+    from defectkd.core.runs import new_run_dir
     from defectkd.data.dataset import eval_samples
     from defectkd.data.layouts import discover
-    from defectkd.engine.checkpoint import load_checkpoint_model
     from defectkd.engine.classify_verbs import is_classifier, val_classify
     from defectkd.engine.evaluate import evaluate_model
-    from defectkd.engine.runs import new_run_dir
+    from defectkd.models.loading import load_checkpoint_model
 
     model, hp = load_checkpoint_model(weights)
     if is_classifier(hp):  # accuracy, macro/per-class P/R/F1, confusion.png in runs/classify/val*/
@@ -218,7 +218,7 @@ def export(weights: str | Path, format: str = "onnx", imgsz: int | None = None, 
     to 448 for segmentation and to a classifier's training size. INT8 calibrates on `fraction` of the training
     images of `data` (default: the run's data) and, with `max_drop`, refuses a model that loses more than that
     much F1 / accuracy / mAP50 on the validation split (the file is kept aside)."""
-    from defectkd.engine.runs import resolve_weights
+    from defectkd.core.runs import resolve_weights
     from defectkd.export.exporter import export_model
 
     return export_model(resolve_weights(weights), format=format, imgsz=imgsz, dynamic=dynamic, opset=opset, out=out,
@@ -230,7 +230,7 @@ def report(runs: list[str | Path], out: str | Path | None = None, project: str |
            name: str = "report", title: str = "defectkd report") -> dict:
     """One Markdown + HTML report (tables and plots) of run folders: training, val, robustness, kfold and
     benchmark runs. Writes to OUT (new or empty) or to a new runs/report/<name>/; returns the files written."""
-    from defectkd.engine.runs import fresh_dir, new_run_dir
+    from defectkd.core.runs import fresh_dir, new_run_dir
     from defectkd.report import build_report, load_runs
 
     loaded = load_runs(list(runs))  # every folder is checked before anything is written
@@ -289,7 +289,7 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
         if hasattr(segmenter, "classify") and threshold is not None:
             raise ConfigError("--threshold applies to segmentation; a classifier reports its top class")
         if save and save_dir is None:
-            from defectkd.engine.runs import new_run_dir
+            from defectkd.core.runs import new_run_dir
 
             save_dir = new_run_dir(project, "predict", name)
         save_dir = Path(save_dir) if save else None
@@ -354,17 +354,17 @@ def _segmenter(weights: Path, threads: int | None):
     """Runtime from the file name: .onnx, NAME_openvino_model/, .engine -> deploy.backends; .pt (or a run
     folder) -> PyTorch; a classifier (metadata task=classify, or a classification checkpoint) gets the
     classification runtime, a detector (task=detect) the detection one."""
+    from defectkd.core.errors import WeightsError
     from defectkd.deploy.backends import BackendError, backend_kind, open_runtime
-    from defectkd.errors import WeightsError
 
     if backend_kind(weights) is not None:  # an exported file: ONNX Runtime, OpenVINO or TensorRT
         try:
             return open_runtime(weights, threads=threads)
         except BackendError as exc:
             raise WeightsError(str(exc)) from None
-    from defectkd.engine.checkpoint import weights_task
-    from defectkd.engine.runs import resolve_weights
+    from defectkd.core.runs import resolve_weights
     from defectkd.engine.torch_runtime import TorchSegmenter
+    from defectkd.models.loading import weights_task
 
     if threads:
         import torch
@@ -471,8 +471,8 @@ def corrupt(data: str | Path, out: str | Path, corruptions: str | list[str] | No
     """Write corrupted copies of a labelled split to OUT/<corruption>/<severity>/{images,masks}/ (each an
     images-masks set) and OUT/manifest.json; None means every corruption / severity (see
     defectkd.data.corruptions). Refuses an existing non-empty OUT. Returns OUT."""
+    from defectkd.core.runs import fresh_dir
     from defectkd.data.corruptions import select, write_corrupted
-    from defectkd.engine.runs import fresh_dir
 
     names, levels = select(corruptions, severities)
     samples = _labelled_split(data, split)
@@ -491,10 +491,10 @@ def robustness(weights: str | Path | list[str | Path], data: str | Path, split: 
     the corrupted cells. Writes robustness.csv/.json/.png to OUT (must be new or empty) or to a new
     runs/robustness/<name>/; returns the report (`models`: one entry per weights file, in order).
     `limit`: only the split's first N images (every model the same ones); `threads`: torch CPU threads."""
+    from defectkd.core.runs import fresh_dir, new_run_dir, resolve_weights
     from defectkd.data.corruptions import select
-    from defectkd.engine.checkpoint import load_checkpoint_model
     from defectkd.engine.robustness import evaluate_robustness, weights_labels, write_robustness
-    from defectkd.engine.runs import fresh_dir, new_run_dir, resolve_weights
+    from defectkd.models.loading import load_checkpoint_model
 
     names, levels = select(corruptions, severities)
     paths = [weights] if isinstance(weights, str | Path) else list(weights)

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from defectkd import __version__
-from defectkd.errors import ConfigError, DefectKDError
+from defectkd.core.errors import ConfigError, DefectKDError
 
 app = typer.Typer(help="defectkd: distil defect-inspection models into fast edge students.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -396,9 +396,9 @@ def val_cmd(
     from defectkd.api import val
     from defectkd.data.dataset import eval_samples
     from defectkd.data.layouts import discover
-    from defectkd.engine.checkpoint import weights_task
     from defectkd.engine.classify_verbs import classify_split_size
     from defectkd.engine.detect_verbs import detect_split_size
+    from defectkd.models.loading import weights_task
 
     task = weights_task(weights) if weights.is_file() else "segment"
     total = (classify_split_size(data, split) if task == "classify" else detect_split_size(data, split)

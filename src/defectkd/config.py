@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from defectkd.errors import ConfigError
+from defectkd.core.errors import ConfigError
 
 
 class ScaleOut(BaseModel):

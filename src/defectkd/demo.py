@@ -15,8 +15,8 @@ from defectkd import api
 
 
 def _fps(weights: str, size: int) -> float:
-    from defectkd.engine.checkpoint import load_checkpoint_model
     from defectkd.info import measure_latency
+    from defectkd.models.loading import load_checkpoint_model
 
     model, _ = load_checkpoint_model(weights)
     return round(1.0 / statistics.median(measure_latency(model, size, repeats=10)), 1)
@@ -26,8 +26,8 @@ def run_demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 32, 
              teacher: str = "unet-r50", teacher_epochs: int = 15, student: str = "mcff-l", T: float = 4.0,
              alpha: float = 0.5, seed: int = 0, say: Callable[[str], None] = lambda _: None) -> dict:
     """Run every stage into a new runs/demo/<name>/; returns the comparison rows and where things are."""
+    from defectkd.core.runs import new_run_dir
     from defectkd.data.synthetic import write_synthetic_segment
-    from defectkd.engine.runs import new_run_dir
 
     root = new_run_dir(project, "demo", "demo")
     data = root / "data"

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from defectkd.errors import ConfigError
+from defectkd.core.errors import ConfigError
 
 SEGMENT_LOSSES = ("ce", "dice", "focal", "tversky", "mcff")
 

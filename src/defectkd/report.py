@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from defectkd.errors import DataError
+from defectkd.core.errors import DataError
 
 KINDS = {"results.json": "train", "metrics.json": "val", "robustness.json": "robustness", "kfold.json": "kfold",
          "benchmark.json": "benchmark"}

@@ -13,8 +13,9 @@ import pytest
 import torch
 import yaml
 
-from defectkd.engine.checkpoint import DEPLOY_FORMAT, load_checkpoint_model
+from defectkd.core.checkpoint import DEPLOY_FORMAT
 from defectkd.models import build_model
+from defectkd.models.loading import load_checkpoint_model
 
 TINY = ["--epochs", "1", "--imgsz", "32", "--batch", "8", "workers=0", "precision=32", "width=0.25"]
 

@@ -50,7 +50,7 @@ def _shards(run):
 def test_two_processes_split_the_training_data_and_the_run_loads(tmp_path, tiny_seg):
     import torch
 
-    from defectkd.engine.checkpoint import load_checkpoint_model
+    from defectkd.models.loading import load_checkpoint_model
 
     r = _run(
         "train",

@@ -11,8 +11,9 @@ import pytest
 import torch
 import yaml
 
-from defectkd.engine.checkpoint import DEPLOY_FORMAT, load_checkpoint_model
+from defectkd.core.checkpoint import DEPLOY_FORMAT
 from defectkd.models import build_model
+from defectkd.models.loading import load_checkpoint_model
 
 TINY = ["--epochs", "1", "--imgsz", "64", "--batch", "4", "workers=0"]
 

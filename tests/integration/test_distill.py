@@ -4,8 +4,8 @@ import json
 
 import yaml
 
-from defectkd.engine.checkpoint import load_checkpoint_model
 from defectkd.models import build_model
+from defectkd.models.loading import load_checkpoint_model
 
 TINY = ["epochs=1", "imgsz=48", "batch=4", "workers=0"]
 

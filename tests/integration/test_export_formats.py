@@ -9,8 +9,8 @@ import onnx
 import pytest
 import torch
 
+from defectkd.core.errors import ConfigError
 from defectkd.deploy.backends import BackendError, backend_kind, open_backend, open_runtime
-from defectkd.errors import ConfigError
 from defectkd.export.formats import FORMATS, check_options, format_table, resolve_format
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
@@ -19,7 +19,7 @@ HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 @pytest.fixture(scope="module")
 def edge_weights(tmp_path_factory):
     """An mcff-edge-n deploy file with seeded random weights (fast at 64 px)."""
-    from defectkd.engine.checkpoint import DEPLOY_FORMAT
+    from defectkd.core.checkpoint import DEPLOY_FORMAT
     from defectkd.models import build_model
 
     torch.manual_seed(0)

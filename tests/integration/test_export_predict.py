@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from defectkd.engine.checkpoint import load_checkpoint_model
+from defectkd.models.loading import load_checkpoint_model
 
 
 def test_static_and_dynamic_export_match_pytorch(tmp_path, tiny_weights, tiny_seg, cli):

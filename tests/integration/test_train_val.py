@@ -44,7 +44,7 @@ def test_run_folder_contents(trained, tiny_seg):
 
 
 def test_checkpoint_is_weights_only_and_rebuilds(trained):
-    from defectkd.engine.checkpoint import load_checkpoint_model
+    from defectkd.models.loading import load_checkpoint_model
 
     ckpt = torch.load(trained / "weights" / "best.pt", map_location="cpu", weights_only=True)
     assert ckpt["hyper_parameters"]["model_name"] == "mcff-l"

@@ -5,9 +5,10 @@ import pickle
 import pytest
 import torch
 
-from defectkd.engine.checkpoint import load_checkpoint_model, safe_load
-from defectkd.engine.runs import new_run_dir
-from defectkd.errors import WeightsError
+from defectkd.core.checkpoint import safe_load
+from defectkd.core.errors import WeightsError
+from defectkd.core.runs import new_run_dir
+from defectkd.models.loading import load_checkpoint_model
 
 
 class _Payload:

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from defectkd.core.errors import DataError
 from defectkd.data.classify import (
     check_classify,
     discover_classify,
@@ -14,7 +15,6 @@ from defectkd.data.classify import (
     split_train_val_classify,
 )
 from defectkd.data.synthetic_classify import SYNTH_CLASSES, synth_defect_sample, write_synthetic_classify
-from defectkd.errors import DataError
 from tests.conftest import SHARED_DATASETS
 
 

@@ -55,7 +55,7 @@ def test_input_scaling_inside_and_eval_output_not_constant_at_init():
 
 
 def test_width_and_unknown_options_are_refused():
-    from defectkd.errors import DefectKDError
+    from defectkd.core.errors import DefectKDError
 
     with pytest.raises(DefectKDError, match="resnet50"):
         build_model("resnet50", width=0.5)
@@ -138,7 +138,7 @@ def test_distill_module_terms_teacher_frozen_and_not_saved():
 
 
 def test_distill_module_refuses_teacher_of_other_classes_and_unknown_methods():
-    from defectkd.errors import ConfigError
+    from defectkd.core.errors import ConfigError
 
     with pytest.raises(ValueError, match="same classes"):
         _distill_module("kd", build_model("cmi", classes=4, width=0.25))

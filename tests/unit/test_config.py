@@ -3,7 +3,7 @@
 import pytest
 
 from defectkd.config import SegmentTrainConfig, build_config, parse_overrides
-from defectkd.errors import ConfigError
+from defectkd.core.errors import ConfigError
 
 
 def test_precedence_file_option_override(tmp_path):

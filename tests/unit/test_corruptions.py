@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from defectkd.core.errors import ConfigError
 from defectkd.data.corruptions import CORRUPTIONS, NOISE_AMOUNT, NOISE_STD, SEVERITIES, NoisyMix, corrupt, select
 from defectkd.data.synthetic import synth_crack_sample
-from defectkd.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from defectkd.core.errors import DataError
 from defectkd.data.detect import check_detect, eval_split, load_detect, split_train_val_detect
 from defectkd.data.detect_dataset import DetectAugment, DetectDataset, collate_detect
 from defectkd.data.synthetic_detect import DETECT_CLASSES, synth_detect_sample, voc_xml, write_synthetic_detect
-from defectkd.errors import DataError
 from tests.conftest import SHARED_DATASETS
 
 NEU = SHARED_DATASETS / "neu_det"

@@ -199,7 +199,7 @@ def test_map_agrees_with_pycocotools():
 
 def test_detection_recipes_resolve_into_feature_terms():
     from defectkd.config import DistillDetectConfig, build_config
-    from defectkd.errors import ConfigError
+    from defectkd.core.errors import ConfigError
 
     cfg = build_config(DistillDetectConfig, options={"data": "d", "teacher": "t"})
     assert cfg.method == "mgd" and cfg.hard_weight == 1.0 and len(cfg.losses) == 1

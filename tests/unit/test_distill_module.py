@@ -83,7 +83,7 @@ def test_probability_channel_forms():
 
 def test_config_needs_a_teacher_or_soft_labels():
     from defectkd.config import build_config
-    from defectkd.errors import ConfigError
+    from defectkd.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="give a teacher"):
         build_config(DistillSegmentConfig, None, {"data": "x"})

@@ -5,10 +5,10 @@ import torch
 from torch import nn
 
 from defectkd.config import DistillSegmentConfig, build_config
+from defectkd.core.errors import ConfigError
 from defectkd.distill import build_loss
 from defectkd.distill.features import FeatureTaps, list_layers, parse_feature_pairs
 from defectkd.engine.distill_module import DistillModule
-from defectkd.errors import ConfigError
 from defectkd.models import build_model
 
 

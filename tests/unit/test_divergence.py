@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from defectkd.config import SegmentTrainConfig
+from defectkd.core.errors import TrainingError
 from defectkd.engine.segment_module import MAX_SKIPPED_STEPS, SegmentModule
-from defectkd.errors import TrainingError
 
 
 def _module() -> SegmentModule:
@@ -32,7 +32,7 @@ def test_non_finite_outputs_at_validation_are_a_clear_error():
 
 
 def test_auto_precision_keeps_fp32_for_models_that_diverge_under_autocast():
-    from defectkd.engine.device import pick_precision
+    from defectkd.core.device import pick_precision
     from defectkd.models import build_model
 
     assert build_model("mcff-edge-s").autocast_ok is False and build_model("mcff-l").autocast_ok is True

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 from scipy.io import savemat
 
+from defectkd.core.errors import DataError
 from defectkd.data.io import binarize_mask, read_image, read_mask
-from defectkd.errors import DataError
 
 TRUTH = np.zeros((12, 16), np.uint8)
 TRUTH[3:6, 2:14] = 1

@@ -95,7 +95,7 @@ def test_gradient_reaches_the_student_only():
 
 
 def test_registry_builds_kd_and_refuses_unknown_names():
-    from defectkd.errors import ConfigError
+    from defectkd.core.errors import ConfigError
 
     assert "kd" in list_methods()
     assert build_loss("kd", T=7.0).T == 7.0

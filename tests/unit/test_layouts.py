@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
+from defectkd.core.errors import DataError
 from defectkd.data import check_dataset, discover
 from defectkd.data.dataset import split_train_val
-from defectkd.errors import DataError
 
 
 def _img(path, h=16, w=24):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from defectkd.errors import ConfigError
+from defectkd.core.errors import ConfigError
 from defectkd.losses import MCFFWeightedMSE, WeightedCE, build_segment_loss
 
 

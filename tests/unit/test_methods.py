@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from defectkd.core.errors import ConfigError
 from defectkd.distill import (
     ChannelAdapter,
     DKDLoss,
@@ -15,7 +16,6 @@ from defectkd.distill import (
     list_methods,
     match_spatial,
 )
-from defectkd.errors import ConfigError
 
 TOL = 1e-5
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from defectkd.errors import DefectKDError
+from defectkd.core.errors import DefectKDError
 from defectkd.models import build_model, crack_probability, list_models
 
 
@@ -84,7 +84,7 @@ def test_pretrained_encoder_only_file_for_smp_teacher(tmp_path):
 
 
 def test_pretrained_mismatch_is_refused(tmp_path):
-    from defectkd.errors import WeightsError
+    from defectkd.core.errors import WeightsError
 
     torch.save({"something.else": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(WeightsError, match="other.pt: no tensor matches"):

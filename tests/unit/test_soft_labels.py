@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from defectkd.core.errors import DataError
 from defectkd.data.layouts import discover
 from defectkd.distill.soft_labels import SoftLabelCache, write_soft_labels
-from defectkd.engine.checkpoint import load_checkpoint_model
-from defectkd.errors import DataError
+from defectkd.models.loading import load_checkpoint_model
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from defectkd.core.errors import DataError
 from defectkd.data.io import read_mask
 from defectkd.data.layouts import Problem, SegmentationSource, discover
-from defectkd.errors import DataError
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import cv2
 
+from defectkd.core.errors import DataError
 from defectkd.data.io import IMAGE_SUFFIXES, list_images
 from defectkd.data.layouts import SPLIT_NAMES, Problem
-from defectkd.errors import DataError
 
 _IMAGE_DIRS = ("images", "image", "img", "imgs")
 _MASK_DIRS = ("masks", "mask", "labels", "label", "gt", "groundTruth")

@@ -40,7 +40,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from defectkd.errors import ConfigError, DataError
+from defectkd.core.errors import ConfigError, DataError
 
 CORRUPTIONS: tuple[str, ...] = ("salt", "pepper", "salt-pepper", "gaussian-noise", "gaussian-blur", "motion-blur",
                                 "jpeg", "brightness-contrast", "crack-texture")

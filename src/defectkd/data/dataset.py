@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from defectkd.core.errors import DataError
 from defectkd.data.io import read_image, read_mask
 from defectkd.data.layouts import Sample, SegmentationSource
-from defectkd.errors import DataError
 
 
 def train_transform(imgsz: int, seed: int = 0, soft_targets: bool = False) -> A.Compose:

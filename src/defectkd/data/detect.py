@@ -35,9 +35,9 @@ from pathlib import Path
 
 import cv2
 
+from defectkd.core.errors import DataError
 from defectkd.data.io import IMAGE_SUFFIXES, list_images
 from defectkd.data.layouts import SPLIT_NAMES, Problem
-from defectkd.errors import DataError
 
 _IMAGE_DIRS = ("images", "JPEGImages", "image", "img", "imgs")
 _XML_DIRS = ("annotations", "Annotations", "xml", "labels_xml")

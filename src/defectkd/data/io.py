@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from defectkd.errors import DataError
+from defectkd.core.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".gif", ".mat")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from defectkd.core.errors import DataError
 from defectkd.data.io import IMAGE_SUFFIXES, MASK_SUFFIXES, list_images
-from defectkd.errors import DataError
 
 SPLIT_NAMES = ("train", "val", "test")
 _IMAGE_DIRS = ("images", "image", "img", "imgs")

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from defectkd.errors import WeightsError
+from defectkd.core.errors import WeightsError
 
 OPENVINO_METADATA = "metadata.json"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from defectkd.errors import ConfigError
+from defectkd.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

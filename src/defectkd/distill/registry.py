@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from defectkd.core.errors import ConfigError
 from defectkd.distill.at import ATLoss
 from defectkd.distill.cwd import CWDLoss
 from defectkd.distill.dkd import DKDLoss
@@ -13,7 +14,6 @@ from defectkd.distill.fitnet import FitNetLoss
 from defectkd.distill.kd import KDLoss
 from defectkd.distill.mgd import MGDLoss
 from defectkd.distill.pairwise import PairwiseLoss
-from defectkd.errors import ConfigError
 
 _METHODS: dict[str, Callable[..., nn.Module]] = {
     "kd": KDLoss,

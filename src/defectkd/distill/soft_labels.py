@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from defectkd.errors import ConfigError, DataError
+from defectkd.core.errors import ConfigError, DataError
 
 MANIFEST = "manifest.json"
 FORMAT = "defectkd-soft-labels-1"

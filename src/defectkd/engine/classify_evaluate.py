@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from defectkd.core.errors import DataError
 from defectkd.data.classify import ClassifySource, ClassSample
 from defectkd.data.classify_dataset import ClassifyDataset
 from defectkd.deploy.classify import resize_square
-from defectkd.engine.checkpoint import load_checkpoint_model
-from defectkd.errors import DataError
 from defectkd.metrics.classify import ClassificationMetrics, plot_confusion
+from defectkd.models.loading import load_checkpoint_model
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from defectkd.errors import ConfigError, DataError
+from defectkd.core.errors import ConfigError, DataError
 
 
 def is_classifier(hp: dict) -> bool:
@@ -31,9 +31,9 @@ def val_classify(model, hp: dict, weights: str | Path, data: str | Path, split: 
                  progress: Callable[[], None] | None = None, batch: int = 32) -> dict:
     """Accuracy, macro and per-class precision/recall/F1 and the confusion matrix of a classifier on a split;
     writes metrics.json and confusion.png to a new runs/classify/val*/ (or `save_dir`)."""
+    from defectkd.core.runs import new_run_dir
     from defectkd.data.classify import discover_classify, eval_split, validate_classify
     from defectkd.engine.classify_evaluate import evaluate_classifier, model_class_names, samples_for_model
-    from defectkd.engine.runs import new_run_dir
 
     if threshold is not None:
         raise ConfigError("--threshold applies to segmentation; a classifier reports its top class")

@@ -17,8 +17,8 @@ from pathlib import Path
 import lightning as L
 import yaml
 
-from defectkd.engine.runs import new_run_dir
-from defectkd.errors import ConfigError
+from defectkd.core.errors import ConfigError
+from defectkd.core.runs import new_run_dir
 
 RUN_DIR_ENV = "DEFECTKD_RUN_DIR"
 

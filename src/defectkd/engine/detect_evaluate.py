@@ -13,8 +13,8 @@ import torch
 from defectkd.data.detect import DetectSample
 from defectkd.data.detect_dataset import DetectDataset
 from defectkd.deploy.detect import draw_detections
-from defectkd.engine.checkpoint import load_checkpoint_model
 from defectkd.metrics.detect import DetectionMetrics, plot_pr_curves
+from defectkd.models.loading import load_checkpoint_model
 
 
 def _numpy(d: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from defectkd.errors import DataError
+from defectkd.core.errors import DataError
 
 
 def is_detector(hp: dict) -> bool:
@@ -32,9 +32,9 @@ def val_detect(model, hp: dict, weights: str | Path, data: str | Path, split: st
     pr_curve.png and examples/ (the first 8 images, true boxes green, predictions at `threshold`, default the run's
     0.25) to a new runs/detect/val*/ (or `save_dir`). The data is read with the model's class names: an object of
     another class is refused in one line."""
+    from defectkd.core.runs import new_run_dir
     from defectkd.data.detect import eval_split, load_detect
     from defectkd.engine.detect_evaluate import evaluate_detector, model_class_names
-    from defectkd.engine.runs import new_run_dir
 
     names = model_class_names(hp)
     source, _ = load_detect(data, names)

@@ -8,11 +8,11 @@ from pathlib import Path
 import torch
 
 from defectkd.config import DistillSegmentConfig
+from defectkd.core.errors import ConfigError
 from defectkd.data.dataset import SegmentationDataset, train_transform
 from defectkd.distill.soft_labels import SoftLabelCache, file_sha256
 from defectkd.engine.distill_module import DistillModule
 from defectkd.engine.teacher import join_files, load_teacher, teacher_files
-from defectkd.errors import ConfigError
 
 
 @dataclass

@@ -12,10 +12,10 @@ import torch
 from defectkd.data.dataset import SegmentationDataset
 from defectkd.data.layouts import Sample
 from defectkd.deploy.visualize import overlay
-from defectkd.engine.checkpoint import load_checkpoint_model
 from defectkd.engine.layout import nhwc, nhwc_model
 from defectkd.metrics import SegmentationMetrics, plot_pr_curve
 from defectkd.models import crack_probability
+from defectkd.models.loading import load_checkpoint_model
 
 
 @torch.no_grad()

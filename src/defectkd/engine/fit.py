@@ -15,8 +15,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
+from defectkd.core.device import pick_accelerator, pick_precision
 from defectkd.engine.ddp import ShardRecord
-from defectkd.engine.device import pick_accelerator, pick_precision
 from defectkd.engine.epoch_seed import EpochSeed, epoch_seeded_loader
 
 
@@ -57,7 +57,7 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
 
 def check_devices(cfg, accelerator: str) -> None:
     """More GPUs than the machine has is refused in one line before anything is written."""
-    from defectkd.errors import ConfigError
+    from defectkd.core.errors import ConfigError
 
     if accelerator == "gpu" and cfg.devices > torch.cuda.device_count():
         raise ConfigError(f"devices: {cfg.devices} asked for, this machine has {torch.cuda.device_count()} GPU(s)")
@@ -66,9 +66,9 @@ def check_devices(cfg, accelerator: str) -> None:
 def start_run(cfg, task: str, task_label: str, resume: Path | None) -> str:
     """What every classify/detect run checks before touching disk: the model is of this task, a resume
     file holds no pickled code, the seed is set. Returns the accelerator."""
-    from defectkd.engine.checkpoint import safe_load
+    from defectkd.core.checkpoint import safe_load
+    from defectkd.core.errors import ConfigError
     from defectkd.engine.train import quiet_lightning
-    from defectkd.errors import ConfigError
     from defectkd.models import list_models, model_spec
 
     quiet_lightning()

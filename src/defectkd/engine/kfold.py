@@ -16,10 +16,10 @@ from pathlib import Path
 from pydantic import BaseModel
 from rich.console import Console
 
+from defectkd.core.errors import DefectKDError
+from defectkd.core.runs import new_run_dir
 from defectkd.data.layouts import discover
-from defectkd.engine.runs import new_run_dir
 from defectkd.engine.train import fit_segment
-from defectkd.errors import DefectKDError
 
 METRICS = ("precision", "recall", "f1", "iou", "ods_f1", "ois_f1", "f1_tol", "miou_2class")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from defectkd.core.errors import TrainingError
 from defectkd.engine.optim import configure_optimizers
-from defectkd.errors import TrainingError
 from defectkd.losses import build_segment_loss
 from defectkd.metrics import SegmentationMetrics
 from defectkd.models import build_model, crack_probability

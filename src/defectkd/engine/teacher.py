@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from defectkd.engine.checkpoint import load_checkpoint_model
-from defectkd.engine.runs import resolve_weights
+from defectkd.core.runs import resolve_weights
+from defectkd.models.loading import load_checkpoint_model
 
 
 class EnsembleTeacher(nn.Module):

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import torch
 
-from defectkd.engine.checkpoint import load_checkpoint_model
 from defectkd.engine.layout import nhwc, nhwc_model
 from defectkd.models import crack_probability
+from defectkd.models.loading import load_checkpoint_model
 
 
 class TorchSegmenter:

@@ -13,6 +13,9 @@ from rich.console import Console
 from torch.utils.data import DataLoader
 
 from defectkd.config import DistillSegmentConfig, SegmentTrainConfig
+from defectkd.core.checkpoint import safe_load, save_deploy_file
+from defectkd.core.device import pick_accelerator
+from defectkd.core.errors import DataError
 from defectkd.data.check import validate
 from defectkd.data.dataset import (
     SegmentationDataset,
@@ -23,15 +26,12 @@ from defectkd.data.dataset import (
 )
 from defectkd.data.layouts import discover
 from defectkd.engine.callbacks import EpochSummary
-from defectkd.engine.checkpoint import safe_load, save_deploy_file
 from defectkd.engine.ddp import open_run_dir, secondary_summary
-from defectkd.engine.device import pick_accelerator
 from defectkd.engine.distill import prepare_distillation
 from defectkd.engine.evaluate import evaluate_model, evaluate_weights
 from defectkd.engine.fit import check_devices, fit_lightning
 from defectkd.engine.segment_module import SegmentModule
 from defectkd.engine.teacher import load_teacher
-from defectkd.errors import DataError
 from defectkd.info import count_parameters
 
 

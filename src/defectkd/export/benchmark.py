@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from defectkd.errors import DefectKDError
+from defectkd.core.errors import DefectKDError
 from defectkd.export.formats import FORMATS, resolve_format
 
 COLUMNS = ["format", "status", "size_mb", "metric", "ms_per_image", "fps"]
@@ -73,10 +73,10 @@ def benchmark(weights: str | Path, data: str | Path | None = None, split: str = 
     exported files to a new runs/benchmark/<name>/ (or OUT)."""
     import torch
 
-    from defectkd.engine.checkpoint import load_checkpoint_model
-    from defectkd.engine.runs import new_run_dir, resolve_weights
+    from defectkd.core.runs import new_run_dir, resolve_weights
     from defectkd.export.exporter import export_model
     from defectkd.export.quality import METRIC_NAMES, eval_images, model_task, score
+    from defectkd.models.loading import load_checkpoint_model
 
     weights = resolve_weights(weights)
     _, hp = load_checkpoint_model(weights)

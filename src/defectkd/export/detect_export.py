@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from defectkd.errors import ConfigError
+from defectkd.core.errors import ConfigError
 
 RAW_TOLERANCE = 1e-4
 BOX_TOLERANCE = 1e-3
@@ -53,8 +53,8 @@ def match_detections(ref: dict, got: dict, threshold: float, margin: float = 1e-
 
 def _parity_rgb(image: str | Path | None, data: str | None, size: int) -> tuple[np.ndarray, str]:
     if image is None and data and Path(data).exists():
+        from defectkd.core.errors import DataError
         from defectkd.data.detect import discover_detect
-        from defectkd.errors import DataError
 
         try:
             source = discover_detect(data)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from defectkd.errors import ConfigError
+from defectkd.core.errors import ConfigError
 from defectkd.export.formats import ExportFormat, check_options, resolve_format
 from defectkd.export.onnx_export import ExportError, _parity_image, _training_image, export_onnx
 
@@ -80,8 +80,8 @@ def _convert(fmt: ExportFormat, weights: Path, tmp: Path, out: Path, imgsz: int 
              image, half: bool, quantized: bool, data, fraction: float | None, max_drop: float | None,
              threads: int | None, progress, base: dict | None) -> dict:
     from defectkd.deploy.backends import open_runtime
-    from defectkd.engine.checkpoint import load_checkpoint_model
     from defectkd.export.quality import METRIC_NAMES, eval_images, model_task, pick_calibration, score
+    from defectkd.models.loading import load_checkpoint_model
 
     _, hp = load_checkpoint_model(weights)
     task = model_task(hp)

@@ -11,7 +11,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from defectkd.errors import ConfigError
+from defectkd.core.errors import ConfigError
 
 INT8_OPTIONS = frozenset({"int8", "data", "fraction", "max_drop"})
 

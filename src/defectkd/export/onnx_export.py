@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from defectkd.engine.checkpoint import load_checkpoint_model
-from defectkd.errors import ConfigError, DefectKDError
+from defectkd.core.errors import ConfigError, DefectKDError
+from defectkd.models.loading import load_checkpoint_model
 
 PARITY_TOLERANCE = 1e-4
 
@@ -50,9 +50,9 @@ def _training_image(data: str | None, classify: bool = False) -> Path | None:
     """The first image of the data the model was trained on, when it is still there."""
     if not data or not Path(data).exists():
         return None
+    from defectkd.core.errors import DataError
     from defectkd.data.classify import discover_classify
     from defectkd.data.layouts import discover
-    from defectkd.errors import DataError
 
     try:
         source = discover_classify(data) if classify else discover(data)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from defectkd.core.errors import DataError
 from defectkd.data.io import read_image, read_mask
-from defectkd.errors import DataError
 
 METRIC_NAMES = {"segment": "F1", "classify": "accuracy", "detect": "mAP50"}
 DETECT_SCORE_FLOOR = 0.05

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from defectkd.errors import DefectKDError
+from defectkd.core.errors import DefectKDError
 
 
 class EngineBuildError(DefectKDError):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from torch import nn
 
-from defectkd.errors import DefectKDError, WeightsError
+from defectkd.core.checkpoint import safe_load
+from defectkd.core.errors import DefectKDError, WeightsError
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,6 @@ def build_model(name: str, pretrained: str | Path | None = None, **kwargs) -> nn
 def load_pretrained(model: nn.Module, path: str | Path) -> None:
     """Load local weights into `model`: a full state dict, a defectkd checkpoint, or an encoder-only
     state dict (as torchvision/timm ResNet files are) for smp teachers."""
-    from defectkd.engine.checkpoint import safe_load
-
     state = safe_load(path)
     if isinstance(state, dict) and "state_dict" in state:
         state = {k.removeprefix("model."): v for k, v in state["state_dict"].items()}

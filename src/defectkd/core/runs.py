@@ -22,7 +22,7 @@ def new_run_dir(project: str | Path, task: str, name: str) -> Path:
 
 def resolve_run(path: str | Path) -> tuple[Path, Path]:
     """(run folder, last.pt) from a run folder or a weights file inside one."""
-    from defectkd.errors import WeightsError
+    from defectkd.core.errors import WeightsError
 
     path = Path(path)
     if path.is_dir():
@@ -38,7 +38,7 @@ def resolve_run(path: str | Path) -> tuple[Path, Path]:
 
 def resolve_weights(path: str | Path) -> Path:
     """A weights file from a run folder (weights/best.pt, else last.pt) or a file path."""
-    from defectkd.errors import WeightsError
+    from defectkd.core.errors import WeightsError
 
     path = Path(path)
     if path.is_dir():
@@ -54,7 +54,7 @@ def resolve_weights(path: str | Path) -> Path:
 def fresh_dir(path: str | Path, create: bool = True) -> Path:
     """An output folder that does not exist yet or is empty (created unless `create` is False);
     a non-empty one is refused, so nothing in it is ever overwritten."""
-    from defectkd.errors import DataError
+    from defectkd.core.errors import DataError
 
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):

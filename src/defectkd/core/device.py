@@ -8,7 +8,7 @@ import torch
 
 def pick_accelerator(device: str) -> str:
     if device == "gpu" and not torch.cuda.is_available():
-        from defectkd.errors import ConfigError
+        from defectkd.core.errors import ConfigError
 
         raise ConfigError("device: 'gpu' requested but no CUDA GPU is available (use --device cpu or auto)")
     if device == "gpu" or (device == "auto" and torch.cuda.is_available()):

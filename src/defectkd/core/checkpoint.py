@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from defectkd.errors import WeightsError
+from defectkd.core.errors import WeightsError
 
 
 def safe_load(path: str | Path) -> Any:
@@ -53,12 +52,10 @@ def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
     return Path(out)
 
 
-def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild the model saved in a defectkd checkpoint or deploy file; returns (model in eval mode,
-    hyper-parameters: model_name, model_kwargs, config with at least the threshold). A run folder means its
-    weights/best.pt."""
-    from defectkd.engine.runs import resolve_weights
-    from defectkd.models import build_model
+def read_checkpoint(path: str | Path) -> dict:
+    """A defectkd checkpoint or deploy file as {"state_dict": model tensors under "model.", "hyper_parameters":
+    model_name, model_kwargs, config}: the one shape every loader rebuilds from. A run folder means its best.pt."""
+    from defectkd.core.runs import resolve_weights
 
     if Path(path).is_dir():  # a run folder: its best.pt (else last.pt)
         path = resolve_weights(path)
@@ -69,36 +66,21 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
         ckpt = {"state_dict": {f"model.{k}": v for k, v in ckpt["state_dict"].items()}, "hyper_parameters": hp}
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise WeightsError(f"{path}: not a defectkd checkpoint (no state_dict / hyper_parameters)")
-    hp = ckpt["hyper_parameters"]
-    model_name = hp.get("model_name")
-    if not model_name:
+    if not ckpt["hyper_parameters"].get("model_name"):
         raise WeightsError(f"{path}: checkpoint does not name its model")
-    model = build_model(model_name, **hp.get("model_kwargs", {}))
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        reason = str(exc).splitlines()[0][:120]
-        raise WeightsError(f"{path}: weights do not fit model {model_name!r} ({reason})") from None
-    return model.eval(), hp
+    return ckpt
 
 
-def weights_task(path: str | Path) -> str:
-    """"classify", "detect" or "segment" for a checkpoint or deploy file, read cheaply (tensors memory-mapped,
-    not loaded); "segment" when the file cannot be read this way (the loaders then report why)."""
+def weights_facts(path: str | Path) -> tuple[str | None, str | None]:
+    """(task recorded in the file, model name) of a checkpoint or deploy file, read cheaply (tensors
+    memory-mapped, not loaded); (None, None) when the file cannot be read this way (the loaders then say why)."""
     try:
         ckpt = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # any unreadable file: left to safe_load's one-line errors
-        return "segment"
+        return None, None
     if not isinstance(ckpt, dict):
-        return "segment"
+        return None, None
     if ckpt.get("format") == DEPLOY_FORMAT:
-        task, name = ckpt.get("task"), ckpt.get("model_name")
-    else:
-        hp = ckpt.get("hyper_parameters") or {}
-        task, name = (hp.get("config") or {}).get("task"), hp.get("model_name")
-    if task:
-        return str(task)
-    from defectkd.models import list_models
-
-    return next((t for t in ("classify", "detect") if name in list_models(t)), "segment")
+        return ckpt.get("task"), ckpt.get("model_name")
+    hp = ckpt.get("hyper_parameters") or {}
+    return (hp.get("config") or {}).get("task"), hp.get("model_name")

@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # table_records beside
 import table_records as tr  # noqa: E402
 
 from defectkd import api  # noqa: E402
-from defectkd.data.synthetic import write_synthetic_segment  # noqa: E402
 from defectkd.info import count_macs_meta  # noqa: E402
+from defectkd.tasks.segment.synthetic import write_synthetic_segment  # noqa: E402
 
 # REFERENCES.md 4: DeepCrack test set (237 images), exact F1; parameters where published.
 PUBLISHED = [("DeepCrack-BN", 0.852, None), ("DeepCrack + guided filter", 0.868, None), ("U-Net", 0.830, 13.3),

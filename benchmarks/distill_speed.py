@@ -24,15 +24,15 @@ from torch.utils.data import DataLoader
 
 from defectkd.config import DistillSegmentConfig, SegmentTrainConfig
 from defectkd.core.checkpoint import DEPLOY_FORMAT
-from defectkd.data.dataset import SegmentationDataset, train_transform
 from defectkd.data.layouts import discover
-from defectkd.data.synthetic import write_synthetic_segment
-from defectkd.distill.dataset import SoftLabelDataset
-from defectkd.distill.soft_labels import SoftLabelCache, write_soft_labels
-from defectkd.engine.distill_module import DistillModule
-from defectkd.engine.segment_module import SegmentModule
 from defectkd.models import build_model
 from defectkd.models.loading import load_checkpoint_model
+from defectkd.tasks.segment.dataset import SegmentationDataset, train_transform
+from defectkd.tasks.segment.distill_module import DistillModule
+from defectkd.tasks.segment.module import SegmentModule
+from defectkd.tasks.segment.soft_dataset import SoftLabelDataset
+from defectkd.tasks.segment.soft_labels import SoftLabelCache, write_soft_labels
+from defectkd.tasks.segment.synthetic import write_synthetic_segment
 
 
 def _teacher_file(name: str, folder: Path) -> Path:

@@ -123,7 +123,7 @@ def _measure(args) -> list[dict]:
 def _calibration_images(folder: Path, imgsz: int, n: int = 8) -> list[Path]:
     import cv2
 
-    from defectkd.data.synthetic import synth_crack_sample
+    from defectkd.tasks.segment.synthetic import synth_crack_sample
 
     files = []
     for i in range(n):

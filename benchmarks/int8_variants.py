@@ -45,8 +45,8 @@ def _quick_inputs(work: Path) -> tuple[Path, Path]:
     import torch
 
     from defectkd.core.checkpoint import DEPLOY_FORMAT
-    from defectkd.data.synthetic import write_synthetic_segment
     from defectkd.models import build_model
+    from defectkd.tasks.segment.synthetic import write_synthetic_segment
 
     torch.manual_seed(0)
     weights = work / "edge-n.pt"

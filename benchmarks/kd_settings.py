@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from defectkd import api
-from defectkd.data.synthetic import write_synthetic_segment
+from defectkd.tasks.segment.synthetic import write_synthetic_segment
 
 SETTINGS = ["alone", "T=10,alpha=0.9", "T=10,alpha=0.5", "T=4,alpha=0.5", "T=10,alpha=0.9,kd_pos_weight=3",
             "T=1,alpha=0.5"]

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # campaign beside this
 from campaign import train_or_reuse  # noqa: E402
 
 from defectkd import api  # noqa: E402
-from defectkd.data.synthetic import write_synthetic_segment  # noqa: E402
+from defectkd.tasks.segment.synthetic import write_synthetic_segment  # noqa: E402
 
 RUNS = ["alone:mcff-l", "kd:mcff-l", "fitnet:mcff-l", "at:mcff-l", "cwd:mcff-l", "mgd:mcff-l", "rfkd:mcff-l",
         "alone:pct-tiny", "kd:pct-tiny", "rfkd:pct-tiny"]

@@ -32,12 +32,12 @@ QUICK_MODELS = {"classify": ("mobilenetv2", ["alone:cmi", "kd:cmi"]),
 
 def synthetic(task: str, folder: Path, size: int) -> Path:
     if task == "classify":
-        from defectkd.data.synthetic_classify import write_synthetic_classify
+        from defectkd.tasks.classify.synthetic import write_synthetic_classify
 
         write_synthetic_classify(folder / "train", 36, size, seed=0)
         write_synthetic_classify(folder / "test", 12, size, seed=1)
         return folder
-    from defectkd.data.synthetic_detect import write_synthetic_detect
+    from defectkd.tasks.detect.synthetic import write_synthetic_detect
 
     return write_synthetic_detect(folder, 20, size, seed=0)
 

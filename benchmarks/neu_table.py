@@ -105,8 +105,8 @@ def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
 
 
 def quick_runs(work: Path) -> list[str]:
-    from defectkd.data.synthetic_classify import write_synthetic_classify
-    from defectkd.data.synthetic_detect import write_synthetic_detect
+    from defectkd.tasks.classify.synthetic import write_synthetic_classify
+    from defectkd.tasks.detect.synthetic import write_synthetic_detect
 
     cls_data = work / "cls-data"
     write_synthetic_classify(cls_data / "train", 30, 48, seed=0)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from defectkd import api
-from defectkd.data.synthetic import write_synthetic_segment
+from defectkd.tasks.segment.synthetic import write_synthetic_segment
 
 # "loss@key=value,key=value" adds config overrides to one run (e.g. the crack weight of ce).
 SPECS = ["ce", "ce+dice", "ce+dice@pos_weight=3", "ce+dice@pos_weight=1", "dice", "focal+dice", "tversky", "mcff"]

@@ -18,7 +18,7 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 @pytest.fixture(scope="session")
 def tiny_seg(tmp_path_factory) -> Path:
     """24 synthetic 64x64 pairs in images/ + masks/."""
-    from defectkd.data.synthetic import write_synthetic_segment
+    from defectkd.tasks.segment.synthetic import write_synthetic_segment
 
     return write_synthetic_segment(tmp_path_factory.mktemp("tiny") / "seg", 24, 64, seed=3)
 

@@ -30,7 +30,7 @@ def synth(out: str | Path, n: int = 64, size: int = 256, seed: int = 0, task: st
     """Write synthetic crack images and masks to OUT/images and OUT/masks (task segment), synthetic
     defect classes to OUT/<class>/<class>_<i>.png (task classify; OUT must be new or empty), or synthetic
     defects with boxes to OUT/images + OUT/annotations (VOC XML) + OUT/splits (task detect; new or empty OUT)."""
-    from defectkd.data.synthetic import write_synthetic_segment
+    from defectkd.tasks.segment.synthetic import write_synthetic_segment
 
     if task not in ("segment", "classify", "detect"):
         raise ConfigError(f"data synth: task {task!r} not available (available: segment, classify, detect)")
@@ -39,12 +39,12 @@ def synth(out: str | Path, n: int = 64, size: int = 256, seed: int = 0, task: st
     out = Path(out)
     if task == "classify":
         from defectkd.core.runs import fresh_dir
-        from defectkd.data.synthetic_classify import write_synthetic_classify
+        from defectkd.tasks.classify.synthetic import write_synthetic_classify
 
         return write_synthetic_classify(fresh_dir(out), n, size, seed)
     if task == "detect":
         from defectkd.core.runs import fresh_dir
-        from defectkd.data.synthetic_detect import write_synthetic_detect
+        from defectkd.tasks.detect.synthetic import write_synthetic_detect
 
         return write_synthetic_detect(fresh_dir(out), n, size, seed)
     if (out / "images").is_dir() and any((out / "images").iterdir()):
@@ -59,15 +59,15 @@ def check(path: str | Path, progress: Callable[[], None] | None = None, task: st
     images, clipped boxes and every problem (detect: VOC, COCO or YOLO; `classes`, a list or comma-separated,
     makes an object of any other class a problem). `auto`: classify for class folders and path,label CSV files,
     segment otherwise (NEU-DET's images/<class>_<n>.jpg needs task classify, its boxes task detect)."""
-    from defectkd.data.check import check_dataset
-    from defectkd.data.classify import check_classify, looks_like_classify
+    from defectkd.tasks.classify.data import check_classify, looks_like_classify
+    from defectkd.tasks.segment.check import check_dataset
 
     if task not in ("auto", "segment", "classify", "detect"):
         raise ConfigError(f"data check: task {task!r} unknown (auto, segment, classify, detect)")
     if classes is not None and task != "detect":
         raise ConfigError("data check: --classes applies to --task detect")
     if task == "detect":
-        from defectkd.data.detect import check_detect
+        from defectkd.tasks.detect.data import check_detect
 
         names = [c.strip() for c in classes.split(",") if c.strip()] if isinstance(classes, str) else classes
         return check_detect(path, progress, names)
@@ -80,7 +80,7 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
           resume: str | Path | None = None, **options: Any) -> dict:
     """Train a model; `options` are config keys (data=, model=, epochs=, ...)."""
     from defectkd.core.runs import resolve_run
-    from defectkd.engine.train import fit_segment
+    from defectkd.tasks.segment.train import fit_segment
 
     if task not in ("segment", "classify", "detect"):
         raise ConfigError(f"train: task {task!r} not available (available: segment, classify, detect)")
@@ -89,12 +89,12 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
         saved = load_yaml(run_dir / "config.yaml")
         saved.update({k: v for k, v in options.items() if v is not None})
         if saved.get("task") == "classify":
-            from defectkd.engine.classify_train import fit_classify
+            from defectkd.tasks.classify.train import fit_classify
 
             schema = DistillClassifyConfig if saved.get("teacher") else ClassifyTrainConfig
             return fit_classify(build_config(schema, None, saved, overrides), resume=last, run_dir=run_dir)
         if saved.get("task") == "detect":
-            from defectkd.engine.detect_train import fit_detect
+            from defectkd.tasks.detect.train import fit_detect
 
             schema = DistillDetectConfig if saved.get("teacher") else DetectTrainConfig
             return fit_detect(build_config(schema, None, saved, overrides), resume=last, run_dir=run_dir)
@@ -102,11 +102,11 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
         cfg = build_config(schema, None, saved, overrides)
         return fit_segment(cfg, resume=last, run_dir=run_dir)
     if task == "classify":
-        from defectkd.engine.classify_train import fit_classify
+        from defectkd.tasks.classify.train import fit_classify
 
         return fit_classify(build_config(ClassifyTrainConfig, config, options, overrides))
     if task == "detect":
-        from defectkd.engine.detect_train import fit_detect
+        from defectkd.tasks.detect.train import fit_detect
 
         return fit_detect(build_config(DetectTrainConfig, config, options, overrides))
     cfg = build_config(SegmentTrainConfig, config, options, overrides)
@@ -118,20 +118,20 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
     """Distil a student: `teacher=` (run folder or weights, online) and/or `soft_labels=` (a cache
     folder, offline); other options as in `train` (model= is the student), plus T=, alpha=, method=.
     The summary adds the teacher's metrics on the same validation images."""
-    from defectkd.engine.train import fit_segment
+    from defectkd.tasks.segment.train import fit_segment
 
     if task not in ("segment", "classify", "detect"):
         raise ConfigError(f"distill: task {task!r} not available (available: segment, classify, detect)")
     if resume is not None:
         return train(task, overrides=overrides, resume=resume, **options)
     if task == "classify":  # online only: a frozen teacher in memory (soft-label caches are segmentation's)
-        from defectkd.engine.classify_train import fit_classify
+        from defectkd.tasks.classify.train import fit_classify
 
         if options.get("soft_labels") is not None:
             raise ConfigError("distill classify: soft_labels (offline) is segmentation only; give --teacher")
         return fit_classify(build_config(DistillClassifyConfig, config, options, overrides))
     if task == "detect":  # online feature distillation on the FPN levels (mgd, cwd, fitnet)
-        from defectkd.engine.detect_train import fit_detect
+        from defectkd.tasks.detect.train import fit_detect
 
         if options.get("soft_labels") is not None:
             raise ConfigError("distill detect: soft_labels (offline) is segmentation only; give --teacher")
@@ -155,7 +155,7 @@ def kfold(k: int = 5, task: str = "segment", config: str | Path | None = None, o
     """k-fold cross-validation: `train` (or `distill`, when a teacher or soft_labels is given) once per
     fold; returns per-fold metrics and their mean and standard deviation."""
     from defectkd.config import parse_overrides
-    from defectkd.engine.kfold import run_kfold
+    from defectkd.tasks.segment.kfold import run_kfold
 
     if task != "segment":
         raise ConfigError(f"kfold: task {task!r} not available yet (available: segment)")
@@ -172,7 +172,7 @@ def kfold(k: int = 5, task: str = "segment", config: str | Path | None = None, o
 def soft_labels(teacher: str | Path, data: str | Path, out: str | Path, T: float = 10.0, unlabelled: bool = False,
                 progress: Callable[[], None] | None = None) -> dict:
     """Run a teacher once over the training images; store its softened outputs (float16) in OUT."""
-    from defectkd.distill.soft_labels import write_soft_labels
+    from defectkd.tasks.segment.soft_labels import write_soft_labels
 
     return write_soft_labels(teacher, data, T, out, unlabelled=unlabelled, progress=progress)
 
@@ -182,16 +182,16 @@ def val(weights: str | Path, data: str | Path, split: str = "test", threshold: f
         progress: Callable[[], None] | None = None) -> dict:
     """Evaluate a checkpoint on a labelled split; writes metrics.json and overlays to a new val run."""
     from defectkd.core.runs import new_run_dir
-    from defectkd.data.dataset import eval_samples
     from defectkd.data.layouts import discover
-    from defectkd.engine.classify_verbs import is_classifier, val_classify
-    from defectkd.engine.evaluate import evaluate_model
     from defectkd.models.loading import load_checkpoint_model
+    from defectkd.tasks.classify.val import is_classifier, val_classify
+    from defectkd.tasks.segment.dataset import eval_samples
+    from defectkd.tasks.segment.evaluate import evaluate_model
 
     model, hp = load_checkpoint_model(weights)
     if is_classifier(hp):  # accuracy, macro/per-class P/R/F1, confusion.png in runs/classify/val*/
         return val_classify(model, hp, weights, data, split, threshold, save_dir, project, progress)
-    from defectkd.engine.detect_verbs import is_detector, val_detect
+    from defectkd.tasks.detect.val import is_detector, val_detect
 
     if is_detector(hp):  # COCO mAP, per-class AP, pr_curve.png and examples/ in runs/detect/val*/
         return val_detect(model, hp, weights, data, split, threshold, save_dir, project, progress)
@@ -363,8 +363,8 @@ def _segmenter(weights: Path, threads: int | None):
         except BackendError as exc:
             raise WeightsError(str(exc)) from None
     from defectkd.core.runs import resolve_weights
-    from defectkd.engine.torch_runtime import TorchSegmenter
     from defectkd.models.loading import weights_task
+    from defectkd.tasks.segment.runtime import TorchSegmenter
 
     if threads:
         import torch
@@ -372,11 +372,11 @@ def _segmenter(weights: Path, threads: int | None):
         torch.set_num_threads(threads)
     weights = resolve_weights(weights)
     if weights_task(weights) == "classify":
-        from defectkd.engine.classify_evaluate import TorchClassifier
+        from defectkd.tasks.classify.evaluate import TorchClassifier
 
         return TorchClassifier(weights)
     if weights_task(weights) == "detect":
-        from defectkd.engine.detect_evaluate import TorchDetector
+        from defectkd.tasks.detect.evaluate import TorchDetector
 
         return TorchDetector(weights)
     return TorchSegmenter(weights)
@@ -425,7 +425,7 @@ def layers(model: str, imgsz: int = 64, contains: str | None = None) -> list[dic
     if model in list_models() or not Path(model).exists():
         net = build_model(model)  # an unknown name is refused with the list of known ones
     else:
-        from defectkd.engine.teacher import load_teacher
+        from defectkd.distill.teacher import load_teacher
 
         net, _ = load_teacher(model)
     default = set(getattr(net, "feature_layers", None) or [getattr(net, "feature_layer", None)])  # detectors: FPN
@@ -456,8 +456,8 @@ def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size
 
 
 def _labelled_split(data: str | Path, split: str) -> list:
-    from defectkd.data.dataset import eval_samples
     from defectkd.data.layouts import discover
+    from defectkd.tasks.segment.dataset import eval_samples
 
     samples = eval_samples(discover(data), split)
     if not samples:
@@ -472,7 +472,8 @@ def corrupt(data: str | Path, out: str | Path, corruptions: str | list[str] | No
     images-masks set) and OUT/manifest.json; None means every corruption / severity (see
     defectkd.data.corruptions). Refuses an existing non-empty OUT. Returns OUT."""
     from defectkd.core.runs import fresh_dir
-    from defectkd.data.corruptions import select, write_corrupted
+    from defectkd.data.corruptions import select
+    from defectkd.tasks.segment.corrupt import write_corrupted
 
     names, levels = select(corruptions, severities)
     samples = _labelled_split(data, split)
@@ -493,15 +494,15 @@ def robustness(weights: str | Path | list[str | Path], data: str | Path, split: 
     `limit`: only the split's first N images (every model the same ones); `threads`: torch CPU threads."""
     from defectkd.core.runs import fresh_dir, new_run_dir, resolve_weights
     from defectkd.data.corruptions import select
-    from defectkd.engine.robustness import evaluate_robustness, weights_labels, write_robustness
     from defectkd.models.loading import load_checkpoint_model
+    from defectkd.tasks.segment.robustness import evaluate_robustness, weights_labels, write_robustness
 
     names, levels = select(corruptions, severities)
     paths = [weights] if isinstance(weights, str | Path) else list(weights)
     if not paths:
         raise ConfigError("robustness: give at least one --weights file")
     loaded = [load_checkpoint_model(resolve_weights(p)) for p in paths]
-    from defectkd.engine.classify_verbs import is_classifier
+    from defectkd.tasks.classify.val import is_classifier
 
     if any(is_classifier(hp) for _, hp in loaded):
         raise ConfigError("robustness: evaluates segmentation models; a classifier was given")

@@ -92,7 +92,7 @@ def synth_cmd(
 
     path = synth(out_dir, n=n, size=size, seed=seed, task=task)
     if task == "detect":
-        from defectkd.data.synthetic_detect import DETECT_CLASSES
+        from defectkd.tasks.detect.synthetic import DETECT_CLASSES
 
         out.print(f"wrote {n} images of {size}x{size} with boxes of {len(DETECT_CLASSES)} classes "
                   f"({', '.join(DETECT_CLASSES)}) to {path}/images + annotations/ (VOC) + splits/", highlight=False)
@@ -394,11 +394,11 @@ def val_cmd(
 ) -> None:
     """Evaluate weights on a labelled split: metrics JSON and overlay images (classifier: confusion matrix)."""
     from defectkd.api import val
-    from defectkd.data.dataset import eval_samples
     from defectkd.data.layouts import discover
-    from defectkd.engine.classify_verbs import classify_split_size
-    from defectkd.engine.detect_verbs import detect_split_size
     from defectkd.models.loading import weights_task
+    from defectkd.tasks.classify.val import classify_split_size
+    from defectkd.tasks.detect.val import detect_split_size
+    from defectkd.tasks.segment.dataset import eval_samples
 
     task = weights_task(weights) if weights.is_file() else "segment"
     total = (classify_split_size(data, split) if task == "classify" else detect_split_size(data, split)
@@ -707,8 +707,8 @@ def demo_cmd(
 
 
 def _split_size(data: Path, split: str) -> int:
-    from defectkd.data.dataset import eval_samples
     from defectkd.data.layouts import discover
+    from defectkd.tasks.segment.dataset import eval_samples
 
     return len(eval_samples(discover(data), split))
 

@@ -27,7 +27,7 @@ def run_demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 32, 
              alpha: float = 0.5, seed: int = 0, say: Callable[[str], None] = lambda _: None) -> dict:
     """Run every stage into a new runs/demo/<name>/; returns the comparison rows and where things are."""
     from defectkd.core.runs import new_run_dir
-    from defectkd.data.synthetic import write_synthetic_segment
+    from defectkd.tasks.segment.synthetic import write_synthetic_segment
 
     root = new_run_dir(project, "demo", "demo")
     data = root / "data"

@@ -164,9 +164,9 @@ def test_distill_mgd_on_every_fpn_level(cli, trained, tiny_det, tmp_path):
 
 def test_export_parity_and_predict_with_both_runtimes(cli, random_detector, tmp_path, monkeypatch):
     from defectkd import api
-    from defectkd.data.synthetic_detect import synth_detect_sample
     from defectkd.deploy.detect import OnnxDetector
-    from defectkd.engine.detect_evaluate import TorchDetector
+    from defectkd.tasks.detect.evaluate import TorchDetector
+    from defectkd.tasks.detect.synthetic import synth_detect_sample
 
     monkeypatch.chdir(tmp_path)
     file = tmp_path / "det.onnx"

@@ -21,7 +21,7 @@ def assert_one_line_error(r, *needles):
 @pytest.fixture(scope="module")
 def small_seg(tmp_path_factory):
     """4 synthetic 48x48 pairs (images-masks; its only split is read as `test`)."""
-    from defectkd.data.synthetic import write_synthetic_segment
+    from defectkd.tasks.segment.synthetic import write_synthetic_segment
 
     return write_synthetic_segment(tmp_path_factory.mktemp("small") / "seg", 4, 48, seed=7)
 

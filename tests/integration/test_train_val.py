@@ -71,7 +71,7 @@ def test_val_json_and_overlays(cli, trained, tiny_seg, tmp_path, monkeypatch):
 def test_val_metrics_match_results_of_training(trained):
     """The final evaluation in results.json equals evaluating best.pt on the recorded val images."""
     from defectkd.data.layouts import Sample
-    from defectkd.engine.evaluate import evaluate_weights
+    from defectkd.tasks.segment.evaluate import evaluate_weights
 
     data = json.loads((trained / "data.json").read_text())
     results = json.loads((trained / "results.json").read_text())

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from defectkd.core.errors import DataError
-from defectkd.data.classify import (
+from defectkd.tasks.classify.data import (
     check_classify,
     discover_classify,
     eval_split,
     looks_like_classify,
     split_train_val_classify,
 )
-from defectkd.data.synthetic_classify import SYNTH_CLASSES, synth_defect_sample, write_synthetic_classify
+from defectkd.tasks.classify.synthetic import SYNTH_CLASSES, synth_defect_sample, write_synthetic_classify
 from tests.conftest import SHARED_DATASETS
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from defectkd.distill.features import FeatureTaps
-from defectkd.metrics.classify import ClassificationMetrics, plot_confusion
 from defectkd.models import build_model, list_models, model_spec
+from defectkd.tasks.classify.metrics import ClassificationMetrics, plot_confusion
 
 
 def test_registered_with_task_and_role():
@@ -102,7 +102,7 @@ def test_metrics_against_hand_computed_values(tmp_path):
 
 def _distill_module(method, teacher, **extra):
     from defectkd.config import DistillClassifyConfig
-    from defectkd.engine.classify_module import ClassifyDistillModule
+    from defectkd.tasks.classify.module import ClassifyDistillModule
 
     cfg = DistillClassifyConfig(data="x", teacher="t", model="cmi", method=method, width=0.25, **extra)
     resolved = {**cfg.model_dump(), "class_names": ["a", "b", "c"]}

@@ -5,7 +5,7 @@ import pytest
 
 from defectkd.core.errors import ConfigError
 from defectkd.data.corruptions import CORRUPTIONS, NOISE_AMOUNT, NOISE_STD, SEVERITIES, NoisyMix, corrupt, select
-from defectkd.data.synthetic import synth_crack_sample
+from defectkd.tasks.segment.synthetic import synth_crack_sample
 
 
 @pytest.fixture(scope="module")

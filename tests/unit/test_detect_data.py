@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from defectkd.core.errors import DataError
-from defectkd.data.detect import check_detect, eval_split, load_detect, split_train_val_detect
-from defectkd.data.detect_dataset import DetectAugment, DetectDataset, collate_detect
-from defectkd.data.synthetic_detect import DETECT_CLASSES, synth_detect_sample, voc_xml, write_synthetic_detect
+from defectkd.tasks.detect.data import check_detect, eval_split, load_detect, split_train_val_detect
+from defectkd.tasks.detect.dataset import DetectAugment, DetectDataset, collate_detect
+from defectkd.tasks.detect.synthetic import DETECT_CLASSES, synth_detect_sample, voc_xml, write_synthetic_detect
 from tests.conftest import SHARED_DATASETS
 
 NEU = SHARED_DATASETS / "neu_det"
@@ -174,7 +174,7 @@ def test_real_neu_det_annotations(tmp_path):
     (root / "images").symlink_to(NEU / "images")
     (root / "annotations").symlink_to(NEU / "annotations")
     shutil.copytree(NEU / "splits", root / "splits")
-    from defectkd.data.detect import discover_detect
+    from defectkd.tasks.detect.data import discover_detect
 
     source = discover_detect(root)
     assert source.layout == "voc" and source.classes == ["crazing", "inclusion", "patches", "pitted_surface",

@@ -11,9 +11,9 @@ import torch
 
 from defectkd.deploy.detect_post import anchors, grid_sizes, postprocess, preprocess, resize_bilinear
 from defectkd.distill.features import FeatureTaps
-from defectkd.metrics.detect import DetectionMetrics
 from defectkd.models import build_model, list_models, model_spec
 from defectkd.models.detect import LEVELS
+from defectkd.tasks.detect.metrics import DetectionMetrics
 
 TINY = {"classes": 3, "min_size": 64, "max_size": 64}
 
@@ -215,7 +215,7 @@ def test_detection_recipes_resolve_into_feature_terms():
 def test_distill_module_one_mgd_per_level_and_gradients_to_the_student_only():
     from defectkd.config import DistillDetectConfig, build_config
     from defectkd.distill.mgd import MGDLoss
-    from defectkd.engine.detect_module import DetectDistillModule
+    from defectkd.tasks.detect.module import DetectDistillModule
 
     cfg = build_config(DistillDetectConfig, options={"data": "d", "teacher": "t", "model": "retinanet-r18"})
     config = {**cfg.model_dump(), "class_names": ["a", "b", "c"]}
@@ -244,7 +244,7 @@ def test_edge_student_learns_from_a_wider_teacher_through_adapters():
     """retinanet-mnv3 (128-channel FPN) under MGD from retinanet-r18 (256): one 1x1 adapter per level, trained
     with the student; the loss reaches the MobileNet backbone, never the teacher."""
     from defectkd.config import DistillDetectConfig, build_config
-    from defectkd.engine.detect_module import DetectDistillModule
+    from defectkd.tasks.detect.module import DetectDistillModule
 
     cfg = build_config(DistillDetectConfig, options={"data": "d", "teacher": "t", "model": "retinanet-mnv3"})
     config = {**cfg.model_dump(), "class_names": ["a", "b", "c"]}

@@ -5,8 +5,8 @@ import torch
 
 from defectkd.config import DistillSegmentConfig
 from defectkd.distill import KDLoss
-from defectkd.engine.distill_module import DistillModule, head_map, match_probability_channels
 from defectkd.models import build_model
+from defectkd.tasks.segment.distill_module import DistillModule, head_map, match_probability_channels
 
 
 def _module(alpha=0.9, kd_heads="auto", aux_weight=0.4):

@@ -8,8 +8,8 @@ from defectkd.config import DistillSegmentConfig, build_config
 from defectkd.core.errors import ConfigError
 from defectkd.distill import build_loss
 from defectkd.distill.features import FeatureTaps, list_layers, parse_feature_pairs
-from defectkd.engine.distill_module import DistillModule
 from defectkd.models import build_model
+from defectkd.tasks.segment.distill_module import DistillModule
 
 
 def _cfg(**kw) -> dict:
@@ -159,9 +159,9 @@ def test_student_sees_the_noisy_copy_and_teacher_the_clean_image():
 
 
 def test_noisy_student_dataset_corrupts_about_a_third_and_keeps_the_clean_image(tiny_seg):
-    from defectkd.data.dataset import SegmentationDataset
     from defectkd.data.layouts import discover
     from defectkd.distill.noisy import NoisyStudentDataset
+    from defectkd.tasks.segment.dataset import SegmentationDataset
 
     samples = discover(tiny_seg).labelled("all")[:12]
     data = NoisyStudentDataset(SegmentationDataset(samples), 1 / 3, ["pepper", "salt"], seed=0)

@@ -5,7 +5,7 @@ import torch
 
 from defectkd.config import SegmentTrainConfig
 from defectkd.core.errors import TrainingError
-from defectkd.engine.segment_module import MAX_SKIPPED_STEPS, SegmentModule
+from defectkd.tasks.segment.module import MAX_SKIPPED_STEPS, SegmentModule
 
 
 def _module() -> SegmentModule:

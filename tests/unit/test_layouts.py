@@ -6,8 +6,9 @@ import pytest
 from scipy.io import savemat
 
 from defectkd.core.errors import DataError
-from defectkd.data import check_dataset, discover
-from defectkd.data.dataset import split_train_val
+from defectkd.data import discover
+from defectkd.tasks.segment.check import check_dataset
+from defectkd.tasks.segment.dataset import split_train_val
 
 
 def _img(path, h=16, w=24):

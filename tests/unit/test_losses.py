@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from defectkd.core.errors import ConfigError
-from defectkd.losses import MCFFWeightedMSE, WeightedCE, build_segment_loss
+from defectkd.tasks.segment.losses import MCFFWeightedMSE, WeightedCE, build_segment_loss
 
 
 def test_weighted_ce_two_class_by_hand():

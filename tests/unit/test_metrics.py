@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from defectkd.metrics import SegmentationMetrics, tolerant_counts
+from defectkd.tasks.segment.metrics import SegmentationMetrics, tolerant_counts
 
 
 def _masks():

@@ -10,8 +10,8 @@ import torch
 
 from defectkd.core.errors import DataError
 from defectkd.data.layouts import discover
-from defectkd.distill.soft_labels import SoftLabelCache, write_soft_labels
 from defectkd.models.loading import load_checkpoint_model
+from defectkd.tasks.segment.soft_labels import SoftLabelCache, write_soft_labels
 
 
 @pytest.fixture
@@ -72,9 +72,9 @@ def test_an_existing_cache_is_never_overwritten(tmp_path, data, tiny_weights):
 def test_soft_labels_follow_the_spatial_augmentation(data):
     """With soft labels equal to the one-hot mask, the augmented soft labels must still equal the
     augmented mask pixel for pixel (affine, crop, flips, rotations move both the same way)."""
-    from defectkd.data.dataset import train_transform
     from defectkd.data.io import read_mask
-    from defectkd.distill.dataset import SoftLabelDataset
+    from defectkd.tasks.segment.dataset import train_transform
+    from defectkd.tasks.segment.soft_dataset import SoftLabelDataset
 
     samples = discover(data).labelled("all")[:4]
 

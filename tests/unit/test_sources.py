@@ -93,8 +93,8 @@ def test_live_source_with_a_stride_and_max_frames():
 def test_numpy_skeleton_measures_like_scikit_image():
     from skimage.morphology import skeletonize
 
-    from defectkd.data.synthetic import synth_crack_sample
     from defectkd.deploy.analysis import skeleton_lengths, thin
+    from defectkd.tasks.segment.synthetic import synth_crack_sample
 
     line = np.zeros((16, 16), bool)
     line[5, 2:12] = True

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from defectkd.data.synthetic import synth_crack_sample
+from defectkd.tasks.segment.synthetic import synth_crack_sample
 
 
 def test_deterministic_by_seed():

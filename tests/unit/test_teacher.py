@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from defectkd.engine.teacher import EnsembleTeacher, load_teacher
+from defectkd.distill.teacher import EnsembleTeacher, load_teacher
 
 
 class Constant(nn.Module):

@@ -30,11 +30,9 @@ RFKD recipe: clean:noisy 2:1 with pepper, salt, crack-texture and gaussian-blur)
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 
 import albumentations as A
 import cv2
@@ -88,7 +86,7 @@ _TRANSFORMS: dict[tuple[str, int], A.BasicTransform] = {}
 
 def _crack_texture(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Thin dark crack-like random walks (with branches) darkening the image; not part of any mask."""
-    from defectkd.data.synthetic import _walk  # the crack drawing of the synthetic data, reused as a distractor
+    from defectkd.data.draw import crack_walk as _walk  # the synthetic cracks' drawing, reused as a distractor
 
     h, w = image.shape[:2]
     size = max(h, w)
@@ -185,33 +183,3 @@ class NoisyMix:
         name = self.corruptions[int(self.rng.integers(len(self.corruptions)))]
         severity = self.severities[int(self.rng.integers(len(self.severities)))]
         return corrupt(image, name, severity, seed=int(self.rng.integers(2**32)))
-
-
-def write_corrupted(samples: list, out: str | Path, corruptions: Sequence[str], severities: Sequence[int],
-                    seed: int = 0, progress: Callable[[], None] | None = None, about: dict | None = None) -> Path:
-    """Corrupted copies of labelled `samples` in OUT/<corruption>/<severity>/images/*.png (lossless) and
-    masks/*.png (0/255, unchanged), each an images-masks set; OUT/manifest.json records how.
-    Seeds come from `corruption_seed(seed, stem, ...)`, so the copies equal what `robustness` evaluates."""
-    from defectkd.data.dataset import SegmentationDataset
-
-    out = Path(out)
-    dataset = SegmentationDataset(samples, transform=None, cache=False)
-    for name in corruptions:
-        for severity in severities:
-            (out / name / str(severity) / "images").mkdir(parents=True, exist_ok=True)
-            (out / name / str(severity) / "masks").mkdir(parents=True, exist_ok=True)
-    for i, sample in enumerate(samples):
-        image, mask = dataset.load(i)
-        stem = sample.image.stem
-        for name in corruptions:
-            for severity in severities:
-                cell = out / name / str(severity)
-                bad = corrupt(image, name, severity, corruption_seed(seed, stem, name, severity))
-                cv2.imwrite(str(cell / "images" / f"{stem}.png"), cv2.cvtColor(bad, cv2.COLOR_RGB2BGR))
-                cv2.imwrite(str(cell / "masks" / f"{stem}.png"), mask * 255)
-        if progress:
-            progress()
-    manifest = {**(about or {}), "seed": seed, "corruptions": list(corruptions), "severities": list(severities),
-                "images": len(samples), "layout": "<corruption>/<severity>/{images,masks}/<stem>.png"}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return out

@@ -1,6 +1,6 @@
 """torchvision RetinaNet's transform and post-processing in numpy (no torch), for exported detectors.
 
-An exported detector (defectkd.export.detect_export) holds normalisation, backbone, FPN and heads only;
+An exported detector (defectkd.tasks.detect.export) holds normalisation, backbone, FPN and heads only;
 the steps around it are here, written to give torchvision's numbers:
 - `preprocess`: the resize of GeneralizedRCNNTransform (scale = min(min_size / shorter side, max_size /
   longer side), output size floor(side x scale), bilinear, align_corners=False, no antialias: PyTorch's

@@ -68,8 +68,8 @@ def start_run(cfg, task: str, task_label: str, resume: Path | None) -> str:
     file holds no pickled code, the seed is set. Returns the accelerator."""
     from defectkd.core.checkpoint import safe_load
     from defectkd.core.errors import ConfigError
-    from defectkd.engine.train import quiet_lightning
     from defectkd.models import list_models, model_spec
+    from defectkd.tasks.segment.train import quiet_lightning
 
     quiet_lightning()
     accelerator = pick_accelerator(cfg.device)

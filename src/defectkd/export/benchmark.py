@@ -32,14 +32,14 @@ COLUMNS = ["format", "status", "size_mb", "metric", "ms_per_image", "fps"]
 
 def _torch_runtime(weights: Path, task: str, imgsz: int):
     if task == "classify":
-        from defectkd.engine.classify_evaluate import TorchClassifier
+        from defectkd.tasks.classify.evaluate import TorchClassifier
 
         return TorchClassifier(weights)
     if task == "detect":
-        from defectkd.engine.detect_evaluate import TorchDetector
+        from defectkd.tasks.detect.evaluate import TorchDetector
 
         return TorchDetector(weights)
-    from defectkd.engine.torch_runtime import TorchSegmenter
+    from defectkd.tasks.segment.runtime import TorchSegmenter
 
     return TorchSegmenter(weights, imgsz=imgsz)
 

@@ -34,11 +34,11 @@ def _parity_image(image: str | Path | None, size: tuple[int, int] | None,
 
         rgb, name = read_image(image), str(image)
     elif classify:
-        from defectkd.data.synthetic_classify import synth_defect_sample
+        from defectkd.tasks.classify.synthetic import synth_defect_sample
 
         rgb, name = synth_defect_sample("scratches", seed=0, size=max(size or (64,))), "synthetic defect image"
     else:
-        from defectkd.data.synthetic import synth_crack_sample
+        from defectkd.tasks.segment.synthetic import synth_crack_sample
 
         rgb, name = synth_crack_sample(seed=0, size=max(size or (256,)))[0], "synthetic crack image"
     if size is not None and rgb.shape[:2] != size:
@@ -51,8 +51,8 @@ def _training_image(data: str | None, classify: bool = False) -> Path | None:
     if not data or not Path(data).exists():
         return None
     from defectkd.core.errors import DataError
-    from defectkd.data.classify import discover_classify
     from defectkd.data.layouts import discover
+    from defectkd.tasks.classify.data import discover_classify
 
     try:
         source = discover_classify(data) if classify else discover(data)
@@ -82,7 +82,7 @@ def export_onnx(weights: str | Path, imgsz: int | None = None, dynamic: bool = F
     model, hp = load_checkpoint_model(weights)
     config = hp.get("config", {})
     if _is_detector(hp):  # raw head outputs; post-processing in defectkd.deploy (see export/detect_export.py)
-        from defectkd.export.detect_export import export_detector
+        from defectkd.tasks.detect.export import export_detector
 
         return export_detector(model, hp, out, imgsz=imgsz, opset=opset, image=image)
     classify = _is_classifier(hp)
@@ -105,7 +105,7 @@ def export_onnx(weights: str | Path, imgsz: int | None = None, dynamic: bool = F
             "imgsz": "dynamic" if dynamic else imgsz, "input": "RGB float [0,1] NCHW",
             "output": "logits NCHW", "producer": "defectkd"}
     if classify:
-        from defectkd.engine.classify_evaluate import model_class_names
+        from defectkd.tasks.classify.evaluate import model_class_names
 
         del meta["threshold"]
         meta.update({"task": "classify", "output": "logits NC (softmax: class probabilities)",
@@ -147,12 +147,12 @@ def save_checked(proto, meta: dict, out: Path) -> None:
 
 
 def _is_detector(hp: dict) -> bool:
-    from defectkd.engine.detect_verbs import is_detector
+    from defectkd.tasks.detect.val import is_detector
 
     return is_detector(hp)
 
 
 def _is_classifier(hp: dict) -> bool:
-    from defectkd.engine.classify_verbs import is_classifier
+    from defectkd.tasks.classify.val import is_classifier
 
     return is_classifier(hp)

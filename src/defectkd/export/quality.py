@@ -34,8 +34,8 @@ class EvalImages:
 
 
 def model_task(hp: dict) -> str:
-    from defectkd.engine.classify_verbs import is_classifier
-    from defectkd.engine.detect_verbs import is_detector
+    from defectkd.tasks.classify.val import is_classifier
+    from defectkd.tasks.detect.val import is_detector
 
     return "classify" if is_classifier(hp) else "detect" if is_detector(hp) else "segment"
 
@@ -50,8 +50,8 @@ def eval_images(hp: dict, data: str | Path | None, split: str = "val") -> EvalIm
     fraction, seed = float(config.get("val_fraction", 0.1)), int(config.get("split_seed", 0))
     task = model_task(hp)
     if task == "classify":
-        from defectkd.data.classify import discover_classify, eval_split, split_train_val_classify
-        from defectkd.engine.classify_evaluate import model_class_names, samples_for_model
+        from defectkd.tasks.classify.data import discover_classify, eval_split, split_train_val_classify
+        from defectkd.tasks.classify.evaluate import model_class_names, samples_for_model
 
         source = discover_classify(data)
         names = model_class_names(hp, source.classes)
@@ -59,16 +59,16 @@ def eval_images(hp: dict, data: str | Path | None, split: str = "val") -> EvalIm
         samples = val if split == "val" else eval_split(source, split)
         samples = samples_for_model(source, samples, names)
     elif task == "detect":
-        from defectkd.data.detect import eval_split, load_detect, split_train_val_detect, usable
-        from defectkd.engine.detect_evaluate import model_class_names
+        from defectkd.tasks.detect.data import eval_split, load_detect, split_train_val_detect, usable
+        from defectkd.tasks.detect.evaluate import model_class_names
 
         names = model_class_names(hp)
         source, _ = load_detect(data, names)
         train, val, _ = split_train_val_detect(source, fraction, seed)
         samples = val if split == "val" else usable(source, eval_split(source, split))
     else:
-        from defectkd.data.dataset import eval_samples, split_train_val
         from defectkd.data.layouts import discover
+        from defectkd.tasks.segment.dataset import eval_samples, split_train_val
 
         source, names = discover(data), ["background", "crack"]
         train, val, _ = split_train_val(source, fraction, seed)
@@ -110,7 +110,7 @@ def score(runtime, images: EvalImages, progress: Callable[[], None] | None = Non
         return right / len(images.samples)
     import torch
 
-    from defectkd.metrics.detect import DetectionMetrics
+    from defectkd.tasks.detect.metrics import DetectionMetrics
 
     metrics = DetectionMetrics(images.class_names)
     for s in images.samples:

@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import torch
 
-from defectkd.data.detect import DetectSample
-from defectkd.data.detect_dataset import DetectDataset
 from defectkd.deploy.detect import draw_detections
-from defectkd.metrics.detect import DetectionMetrics, plot_pr_curves
 from defectkd.models.loading import load_checkpoint_model
+from defectkd.tasks.detect.data import DetectSample
+from defectkd.tasks.detect.dataset import DetectDataset
+from defectkd.tasks.detect.metrics import DetectionMetrics, plot_pr_curves
 
 
 def _numpy(d: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

@@ -13,18 +13,18 @@ from torch.utils.data import DataLoader
 from defectkd.config import DetectTrainConfig, DistillDetectConfig
 from defectkd.core.checkpoint import save_deploy_file
 from defectkd.core.errors import ConfigError, DataError
-from defectkd.data.dataset import seed_augmentation_worker
-from defectkd.data.detect import load_detect, split_train_val_detect
-from defectkd.data.detect_dataset import DetectAugment, DetectDataset, collate_detect
+from defectkd.distill.teacher import join_files, teacher_files
 from defectkd.engine.callbacks import EpochSummary, fmt
 from defectkd.engine.ddp import open_run_dir, secondary_summary
-from defectkd.engine.detect_evaluate import evaluate_detector, model_class_names
-from defectkd.engine.detect_module import DetectDistillModule, DetectModule
 from defectkd.engine.fit import fit_lightning, start_run
-from defectkd.engine.teacher import join_files, teacher_files
 from defectkd.info import count_parameters
 from defectkd.models import model_spec
 from defectkd.models.loading import load_checkpoint_model
+from defectkd.tasks.detect.data import load_detect, split_train_val_detect
+from defectkd.tasks.detect.dataset import DetectAugment, DetectDataset, collate_detect
+from defectkd.tasks.detect.evaluate import evaluate_detector, model_class_names
+from defectkd.tasks.detect.module import DetectDistillModule, DetectModule
+from defectkd.tasks.segment.dataset import seed_augmentation_worker
 
 
 class DetectEpochSummary(EpochSummary):

@@ -16,10 +16,10 @@ import lightning as L
 import torch
 from torch import nn
 
-from defectkd.engine.distill_terms import DistillTerms
+from defectkd.distill.terms import DistillTerms
 from defectkd.engine.optim import configure_optimizers
-from defectkd.metrics.detect import DetectionMetrics
 from defectkd.models import build_model
+from defectkd.tasks.detect.metrics import DetectionMetrics
 
 PROBE_SIZE = 64
 LOGGED = ("map", "map_50", "map_75", "mar_100")

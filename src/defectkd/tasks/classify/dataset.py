@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from defectkd.data.classify import ClassSample
 from defectkd.data.io import read_image
 from defectkd.deploy.classify import resize_square
+from defectkd.tasks.classify.data import ClassSample
 
 
 def classify_train_transform(imgsz: int, seed: int = 0) -> A.Compose:

@@ -21,7 +21,7 @@ def is_classifier(hp: dict) -> bool:
 
 
 def classify_split_size(data: str | Path, split: str) -> int:
-    from defectkd.data.classify import discover_classify, eval_split
+    from defectkd.tasks.classify.data import discover_classify, eval_split
 
     return len(eval_split(discover_classify(data), split))
 
@@ -32,8 +32,8 @@ def val_classify(model, hp: dict, weights: str | Path, data: str | Path, split: 
     """Accuracy, macro and per-class precision/recall/F1 and the confusion matrix of a classifier on a split;
     writes metrics.json and confusion.png to a new runs/classify/val*/ (or `save_dir`)."""
     from defectkd.core.runs import new_run_dir
-    from defectkd.data.classify import discover_classify, eval_split, validate_classify
-    from defectkd.engine.classify_evaluate import evaluate_classifier, model_class_names, samples_for_model
+    from defectkd.tasks.classify.data import discover_classify, eval_split, validate_classify
+    from defectkd.tasks.classify.evaluate import evaluate_classifier, model_class_names, samples_for_model
 
     if threshold is not None:
         raise ConfigError("--threshold applies to segmentation; a classifier reports its top class")

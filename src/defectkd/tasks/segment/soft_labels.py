@@ -52,10 +52,10 @@ def write_soft_labels(teacher_weights: str | Path | list, data: str | Path, T: f
     `teacher_weights`: a run folder or weights file, or several joined by commas (an ensemble)."""
     import torch
 
-    from defectkd.data.dataset import SegmentationDataset
     from defectkd.data.layouts import discover
     from defectkd.distill.kd import soften
-    from defectkd.engine.teacher import join_files, load_teacher, teacher_files
+    from defectkd.distill.teacher import join_files, load_teacher, teacher_files
+    from defectkd.tasks.segment.dataset import SegmentationDataset
 
     if T <= 0:
         raise ConfigError(f"--T must be > 0, got {T}")

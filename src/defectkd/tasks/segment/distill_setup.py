@@ -9,10 +9,10 @@ import torch
 
 from defectkd.config import DistillSegmentConfig
 from defectkd.core.errors import ConfigError
-from defectkd.data.dataset import SegmentationDataset, train_transform
-from defectkd.distill.soft_labels import SoftLabelCache, file_sha256
-from defectkd.engine.distill_module import DistillModule
-from defectkd.engine.teacher import join_files, load_teacher, teacher_files
+from defectkd.distill.teacher import join_files, load_teacher, teacher_files
+from defectkd.tasks.segment.dataset import SegmentationDataset, train_transform
+from defectkd.tasks.segment.distill_module import DistillModule
+from defectkd.tasks.segment.soft_labels import SoftLabelCache, file_sha256
 
 
 @dataclass
@@ -43,7 +43,7 @@ def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path
     if not_kd:
         raise ConfigError(f"soft_labels: offline distillation stores probabilities at T={cfg.T:g}, usable by kd on "
                           f"logits only (method {cfg.method!r} needs {not_kd[0]!r}); drop soft_labels to distil online")
-    from defectkd.distill.dataset import SoftLabelDataset
+    from defectkd.tasks.segment.soft_dataset import SoftLabelDataset
 
     cache = SoftLabelCache(cfg.soft_labels, cfg.T, data_root, train)
     samples = list(train)

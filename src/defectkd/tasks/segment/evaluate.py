@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import torch
 
-from defectkd.data.dataset import SegmentationDataset
 from defectkd.data.layouts import Sample
 from defectkd.deploy.visualize import overlay
 from defectkd.engine.layout import nhwc, nhwc_model
-from defectkd.metrics import SegmentationMetrics, plot_pr_curve
 from defectkd.models import crack_probability
 from defectkd.models.loading import load_checkpoint_model
+from defectkd.tasks.segment.dataset import SegmentationDataset
+from defectkd.tasks.segment.metrics import SegmentationMetrics, plot_pr_curve
 
 
 @torch.no_grad()

@@ -16,23 +16,23 @@ from defectkd.config import DistillSegmentConfig, SegmentTrainConfig
 from defectkd.core.checkpoint import safe_load, save_deploy_file
 from defectkd.core.device import pick_accelerator
 from defectkd.core.errors import DataError
-from defectkd.data.check import validate
-from defectkd.data.dataset import (
+from defectkd.data.layouts import discover
+from defectkd.distill.teacher import load_teacher
+from defectkd.engine.callbacks import EpochSummary
+from defectkd.engine.ddp import open_run_dir, secondary_summary
+from defectkd.engine.fit import check_devices, fit_lightning
+from defectkd.info import count_parameters
+from defectkd.tasks.segment.check import validate
+from defectkd.tasks.segment.dataset import (
     SegmentationDataset,
     drop_bad,
     seed_augmentation_worker,
     split_train_val,
     train_transform,
 )
-from defectkd.data.layouts import discover
-from defectkd.engine.callbacks import EpochSummary
-from defectkd.engine.ddp import open_run_dir, secondary_summary
-from defectkd.engine.distill import prepare_distillation
-from defectkd.engine.evaluate import evaluate_model, evaluate_weights
-from defectkd.engine.fit import check_devices, fit_lightning
-from defectkd.engine.segment_module import SegmentModule
-from defectkd.engine.teacher import load_teacher
-from defectkd.info import count_parameters
+from defectkd.tasks.segment.distill_setup import prepare_distillation
+from defectkd.tasks.segment.evaluate import evaluate_model, evaluate_weights
+from defectkd.tasks.segment.module import SegmentModule
 
 
 def quiet_lightning() -> None:

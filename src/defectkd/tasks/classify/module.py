@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 from defectkd.distill import build_loss
-from defectkd.engine.distill_terms import DistillTerms, try_loss
+from defectkd.distill.terms import DistillTerms, try_loss
 from defectkd.engine.optim import configure_optimizers
-from defectkd.metrics.classify import ClassificationMetrics
 from defectkd.models import build_model
+from defectkd.tasks.classify.metrics import ClassificationMetrics
 
 PROBE_SIZE = 64
 

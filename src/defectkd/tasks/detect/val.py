@@ -20,7 +20,7 @@ def is_detector(hp: dict) -> bool:
 
 
 def detect_split_size(data: str | Path, split: str) -> int:
-    from defectkd.data.detect import discover_detect, eval_split
+    from defectkd.tasks.detect.data import discover_detect, eval_split
 
     return len(eval_split(discover_detect(data), split))
 
@@ -33,8 +33,8 @@ def val_detect(model, hp: dict, weights: str | Path, data: str | Path, split: st
     0.25) to a new runs/detect/val*/ (or `save_dir`). The data is read with the model's class names: an object of
     another class is refused in one line."""
     from defectkd.core.runs import new_run_dir
-    from defectkd.data.detect import eval_split, load_detect
-    from defectkd.engine.detect_evaluate import evaluate_detector, model_class_names
+    from defectkd.tasks.detect.data import eval_split, load_detect
+    from defectkd.tasks.detect.evaluate import evaluate_detector, model_class_names
 
     names = model_class_names(hp)
     source, _ = load_detect(data, names)

@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 import cv2
 import numpy as np
 
-from defectkd.data.synthetic_classify import _background, _field
+from defectkd.tasks.classify.synthetic import _background, _field
 
 DETECT_CLASSES = ("inclusion", "patches", "pits", "scratches")
 

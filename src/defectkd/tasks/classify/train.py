@@ -13,18 +13,18 @@ from torch.utils.data import DataLoader
 from defectkd.config import ClassifyTrainConfig, DistillClassifyConfig
 from defectkd.core.checkpoint import save_deploy_file
 from defectkd.core.errors import ConfigError, DataError
-from defectkd.data.classify import ClassifySource, discover_classify, split_train_val_classify, validate_classify
-from defectkd.data.classify_dataset import ClassifyDataset, classify_train_transform
-from defectkd.data.dataset import seed_augmentation_worker
+from defectkd.distill.teacher import EnsembleTeacher, join_files, teacher_files
 from defectkd.engine.callbacks import EpochSummary, fmt
-from defectkd.engine.classify_evaluate import evaluate_classifier, model_class_names
-from defectkd.engine.classify_module import ClassifyDistillModule, ClassifyModule
 from defectkd.engine.ddp import open_run_dir, secondary_summary
 from defectkd.engine.fit import fit_lightning, start_run
-from defectkd.engine.teacher import EnsembleTeacher, join_files, teacher_files
 from defectkd.info import count_parameters
 from defectkd.models import model_spec
 from defectkd.models.loading import load_checkpoint_model
+from defectkd.tasks.classify.data import ClassifySource, discover_classify, split_train_val_classify, validate_classify
+from defectkd.tasks.classify.dataset import ClassifyDataset, classify_train_transform
+from defectkd.tasks.classify.evaluate import evaluate_classifier, model_class_names
+from defectkd.tasks.classify.module import ClassifyDistillModule, ClassifyModule
+from defectkd.tasks.segment.dataset import seed_augmentation_worker
 
 
 class ClassifyEpochSummary(EpochSummary):

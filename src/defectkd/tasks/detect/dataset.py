@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from defectkd.data.detect import DetectSample
 from defectkd.data.io import read_image
+from defectkd.tasks.detect.data import DetectSample
 
 
 class DetectAugment:

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from defectkd.data.corruptions import corrupt, corruption_seed
-from defectkd.data.dataset import SegmentationDataset
 from defectkd.data.layouts import Sample
 from defectkd.engine.layout import nhwc, nhwc_model
-from defectkd.metrics import SegmentationMetrics
 from defectkd.models import crack_probability
+from defectkd.tasks.segment.dataset import SegmentationDataset
+from defectkd.tasks.segment.metrics import SegmentationMetrics
 
 CLEAN = "clean"  # the corruption name of the uncorrupted rows (severity 0)
 
@@ -84,7 +84,7 @@ def evaluate_robustness(models: Sequence[torch.nn.Module], thresholds: Sequence[
 def write_robustness(report: dict, out: Path) -> dict[str, str]:
     """robustness.csv (weights, label, corruption, severity, dice, iou; clean rows with severity 0),
     robustness.json (the whole report) and robustness.png (heat-maps) in OUT; returns the file paths."""
-    from defectkd.engine.robustness_plot import plot_robustness
+    from defectkd.tasks.segment.robustness_plot import plot_robustness
 
     files = {"csv": str(out / "robustness.csv"), "json": str(out / "robustness.json"),
              "png": str(out / "robustness.png")}

@@ -19,7 +19,7 @@ from rich.console import Console
 from defectkd.core.errors import DefectKDError
 from defectkd.core.runs import new_run_dir
 from defectkd.data.layouts import discover
-from defectkd.engine.train import fit_segment
+from defectkd.tasks.segment.train import fit_segment
 
 METRICS = ("precision", "recall", "f1", "iou", "ods_f1", "ois_f1", "f1_tol", "miou_2class")
 

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from defectkd.distill import build_loss, kd_from_probabilities, match_channels, match_size
-from defectkd.engine.distill_terms import DistillTerms, default_feature_pair, try_loss
-from defectkd.engine.segment_module import SegmentModule
+from defectkd.distill.terms import DistillTerms, default_feature_pair, try_loss
+from defectkd.tasks.segment.module import SegmentModule
 
 
 def match_probability_channels(probs: torch.Tensor, student_channels: int) -> torch.Tensor:

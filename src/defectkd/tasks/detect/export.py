@@ -54,7 +54,7 @@ def match_detections(ref: dict, got: dict, threshold: float, margin: float = 1e-
 def _parity_rgb(image: str | Path | None, data: str | None, size: int) -> tuple[np.ndarray, str]:
     if image is None and data and Path(data).exists():
         from defectkd.core.errors import DataError
-        from defectkd.data.detect import discover_detect
+        from defectkd.tasks.detect.data import discover_detect
 
         try:
             source = discover_detect(data)
@@ -65,7 +65,7 @@ def _parity_rgb(image: str | Path | None, data: str | None, size: int) -> tuple[
         from defectkd.data.io import read_image
 
         return read_image(image), str(image)
-    from defectkd.data.synthetic_detect import synth_detect_sample
+    from defectkd.tasks.detect.synthetic import synth_detect_sample
 
     return synth_detect_sample(0, size)[0], "synthetic defect image"
 
@@ -76,9 +76,9 @@ def export_detector(model: torch.nn.Module, hp: dict, out: Path, imgsz: int | No
     import onnx
 
     from defectkd.deploy.detect import OnnxDetector
-    from defectkd.engine.detect_evaluate import model_class_names
     from defectkd.export.onnx_export import ExportError, save_checked
     from defectkd.models.detect import ExportHead
+    from defectkd.tasks.detect.evaluate import model_class_names
 
     if imgsz is not None:
         raise ConfigError("export: a detector takes images of any size and resizes them itself (longer side = the "

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 
 from defectkd.core.errors import DataError
-from defectkd.data.classify import ClassifySource, ClassSample
-from defectkd.data.classify_dataset import ClassifyDataset
 from defectkd.deploy.classify import resize_square
-from defectkd.metrics.classify import ClassificationMetrics, plot_confusion
 from defectkd.models.loading import load_checkpoint_model
+from defectkd.tasks.classify.data import ClassifySource, ClassSample
+from defectkd.tasks.classify.dataset import ClassifyDataset
+from defectkd.tasks.classify.metrics import ClassificationMetrics, plot_confusion
 
 
 @torch.no_grad()

@@ -7,9 +7,9 @@ import torch
 
 from defectkd.core.errors import TrainingError
 from defectkd.engine.optim import configure_optimizers
-from defectkd.losses import build_segment_loss
-from defectkd.metrics import SegmentationMetrics
 from defectkd.models import build_model, crack_probability
+from defectkd.tasks.segment.losses import build_segment_loss
+from defectkd.tasks.segment.metrics import SegmentationMetrics
 
 MAX_SKIPPED_STEPS = 20
 

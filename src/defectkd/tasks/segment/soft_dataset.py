@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from defectkd.data.dataset import SegmentationDataset
-from defectkd.distill.soft_labels import SoftLabelCache
+from defectkd.tasks.segment.dataset import SegmentationDataset
+from defectkd.tasks.segment.soft_labels import SoftLabelCache
 
 
 class SoftLabelDataset(SegmentationDataset):

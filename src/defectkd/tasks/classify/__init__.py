@@ -1,0 +1,1 @@
+"""defectkd.tasks.classify"""

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # table_records beside
 import table_records as tr  # noqa: E402
 
 from defectkd import api  # noqa: E402
-from defectkd.info import count_macs_meta  # noqa: E402
+from defectkd.models.info import count_macs_meta  # noqa: E402
 from defectkd.tasks.segment.synthetic import write_synthetic_segment  # noqa: E402
 
 # REFERENCES.md 4: DeepCrack test set (237 images), exact F1; parameters where published.

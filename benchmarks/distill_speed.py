@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from defectkd.config import DistillSegmentConfig, SegmentTrainConfig
 from defectkd.core.checkpoint import DEPLOY_FORMAT
 from defectkd.data.layouts import discover
 from defectkd.models import build_model
 from defectkd.models.loading import load_checkpoint_model
+from defectkd.tasks.segment.config import DistillSegmentConfig, SegmentTrainConfig
 from defectkd.tasks.segment.dataset import SegmentationDataset, train_transform
 from defectkd.tasks.segment.distill_module import DistillModule
 from defectkd.tasks.segment.module import SegmentModule

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from defectkd.export.quantize import quantize_int8
-from defectkd.info import count_macs_meta, count_parameters, export_onnx_model, onnx_session
 from defectkd.models import build_model
+from defectkd.models.info import count_macs_meta, count_parameters, export_onnx_model, onnx_session
 
 MODELS = ("mcff-l", "pct-tiny", "mcff-edge-n", "mcff-edge-s", "mcff-edge-m")
 

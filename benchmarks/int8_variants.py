@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from defectkd.api import export
     from defectkd.core.runs import resolve_weights
     from defectkd.deploy.backends import open_runtime
-    from defectkd.export.quality import METRIC_NAMES, eval_images, pick_calibration, score
+    from defectkd.export.quality import eval_images, metric_name, pick_calibration, score
     from defectkd.export.quantize import quantize_int8
     from defectkd.models.loading import load_checkpoint_model
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 calls.append(time.perf_counter() - t)
             per_round[k].append(statistics.median(calls))
     reference = statistics.median(per_round[names[0]])
-    metric = METRIC_NAMES[images.task]
+    metric = metric_name(images.task)
     print(f"{tag}: {len(images.samples)} validation images, {x.shape[-1]} px, {args.threads} threads, "
           f"{len(calibration)} calibration images; speed-up vs {names[0]}")
     print(f"| variant | val {metric} | ms | FPS | speed-up |")

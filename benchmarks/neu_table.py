@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # table_records beside
 from table_records import add_table_options, cpu_name, cpu_note, describe, fastest_format, mark_teachers, merge_records  # noqa: E402
 
 from defectkd import api  # noqa: E402
-from defectkd.info import count_macs  # noqa: E402
+from defectkd.models.info import count_macs  # noqa: E402
 
 # REFERENCES.md 1.2 (CMI, sewer cracks, private data) and 1.4 / 4 (NEU-DET; no official split).
 PUBLISHED_CLASSIFY = [("CMI + KD over CMI alone (sewer cracks, private data)", "+1.41 accuracy, +1.12 F1")]

@@ -15,8 +15,8 @@ import sys
 
 import torch
 
-from defectkd.info import count_macs, count_parameters, measure_latency
 from defectkd.models import build_model, list_models, model_spec
+from defectkd.models.info import count_macs, count_parameters, measure_latency
 
 
 def main(argv: list[str] | None = None) -> int:

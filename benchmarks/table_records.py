@@ -32,7 +32,7 @@ def describe(run: Path) -> tuple[dict, object]:
     """Model, role, method, parameters, training data and image size of a run, from its checkpoint's config;
     and the loaded model, for the caller to count its MACs (it is not used again: counting may consume it)."""
     from defectkd.core.runs import resolve_weights
-    from defectkd.info import count_parameters
+    from defectkd.models.info import count_parameters
     from defectkd.models.loading import load_checkpoint_model
     from defectkd.models.registry import model_spec
 

@@ -8,48 +8,23 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from defectkd.config import (
-    ClassifyTrainConfig,
-    DetectTrainConfig,
-    DistillClassifyConfig,
-    DistillDetectConfig,
-    DistillSegmentConfig,
-    SegmentTrainConfig,
-    build_config,
-    load_yaml,
-)
+from defectkd.core.config import build_config, load_yaml
 from defectkd.core.errors import ConfigError, DataError
+from defectkd.tasks import TASKS, get_task, task_of, task_of_weights
 
 
 def synth(out: str | Path, n: int = 64, size: int = 256, seed: int = 0, task: str = "segment") -> Path:
     """Write synthetic crack images and masks to OUT/images and OUT/masks (task segment), synthetic
     defect classes to OUT/<class>/<class>_<i>.png (task classify; OUT must be new or empty), or synthetic
     defects with boxes to OUT/images + OUT/annotations (VOC XML) + OUT/splits (task detect; new or empty OUT)."""
-    from defectkd.tasks.segment.synthetic import write_synthetic_segment
-
-    if task not in ("segment", "classify", "detect"):
-        raise ConfigError(f"data synth: task {task!r} not available (available: segment, classify, detect)")
+    plugin = get_task(task, "data synth")
     if n < 1 or size < 32:
         raise ConfigError("data synth: --n must be >= 1 and --size >= 32")
-    out = Path(out)
-    if task == "classify":
-        from defectkd.core.runs import fresh_dir
-        from defectkd.tasks.classify.synthetic import write_synthetic_classify
-
-        return write_synthetic_classify(fresh_dir(out), n, size, seed)
-    if task == "detect":
-        from defectkd.core.runs import fresh_dir
-        from defectkd.tasks.detect.synthetic import write_synthetic_detect
-
-        return write_synthetic_detect(fresh_dir(out), n, size, seed)
-    if (out / "images").is_dir() and any((out / "images").iterdir()):
-        raise DataError(f"{out}: already holds images/; choose another --out (nothing was overwritten)")
-    return write_synthetic_segment(out, n, size, seed)
+    return plugin.synth(Path(out), n, size, seed)
 
 
 def check(path: str | Path, progress: Callable[[], None] | None = None, task: str = "auto",
@@ -59,58 +34,30 @@ def check(path: str | Path, progress: Callable[[], None] | None = None, task: st
     images, clipped boxes and every problem (detect: VOC, COCO or YOLO; `classes`, a list or comma-separated,
     makes an object of any other class a problem). `auto`: classify for class folders and path,label CSV files,
     segment otherwise (NEU-DET's images/<class>_<n>.jpg needs task classify, its boxes task detect)."""
-    from defectkd.tasks.classify.data import check_classify, looks_like_classify
-    from defectkd.tasks.segment.check import check_dataset
-
-    if task not in ("auto", "segment", "classify", "detect"):
-        raise ConfigError(f"data check: task {task!r} unknown (auto, segment, classify, detect)")
-    if classes is not None and task != "detect":
-        raise ConfigError("data check: --classes applies to --task detect")
-    if task == "detect":
-        from defectkd.tasks.detect.data import check_detect
-
-        names = [c.strip() for c in classes.split(",") if c.strip()] if isinstance(classes, str) else classes
-        return check_detect(path, progress, names)
-    if task == "classify" or (task == "auto" and looks_like_classify(path)):
-        return check_classify(path, progress)
-    return check_dataset(path, progress)
+    if task not in ("auto", *TASKS):
+        raise ConfigError(f"data check: task {task!r} unknown (auto, {', '.join(TASKS)})")
+    # auto: the task that claims the folder, else the one that reads any folder of images
+    plugin = TASKS.get(task) or next((p for p in TASKS.values() if p.claims(path)), None) or next(
+        p for p in TASKS.values() if p.reads_any_folder)
+    names = [c.strip() for c in classes.split(",") if c.strip()] if isinstance(classes, str) else classes
+    return plugin.check(path, progress, names)
 
 
 def train(task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
           resume: str | Path | None = None, **options: Any) -> dict:
     """Train a model; `options` are config keys (data=, model=, epochs=, ...)."""
     from defectkd.core.runs import resolve_run
-    from defectkd.tasks.segment.train import fit_segment
+    from defectkd.engine.fit import run
 
-    if task not in ("segment", "classify", "detect"):
-        raise ConfigError(f"train: task {task!r} not available (available: segment, classify, detect)")
+    plugin = get_task(task, "train")
     if resume is not None:
         run_dir, last = resolve_run(resume)
         saved = load_yaml(run_dir / "config.yaml")
         saved.update({k: v for k, v in options.items() if v is not None})
-        if saved.get("task") == "classify":
-            from defectkd.tasks.classify.train import fit_classify
-
-            schema = DistillClassifyConfig if saved.get("teacher") else ClassifyTrainConfig
-            return fit_classify(build_config(schema, None, saved, overrides), resume=last, run_dir=run_dir)
-        if saved.get("task") == "detect":
-            from defectkd.tasks.detect.train import fit_detect
-
-            schema = DistillDetectConfig if saved.get("teacher") else DetectTrainConfig
-            return fit_detect(build_config(schema, None, saved, overrides), resume=last, run_dir=run_dir)
-        schema = DistillSegmentConfig if saved.get("teacher") or saved.get("soft_labels") else SegmentTrainConfig
-        cfg = build_config(schema, None, saved, overrides)
-        return fit_segment(cfg, resume=last, run_dir=run_dir)
-    if task == "classify":
-        from defectkd.tasks.classify.train import fit_classify
-
-        return fit_classify(build_config(ClassifyTrainConfig, config, options, overrides))
-    if task == "detect":
-        from defectkd.tasks.detect.train import fit_detect
-
-        return fit_detect(build_config(DetectTrainConfig, config, options, overrides))
-    cfg = build_config(SegmentTrainConfig, config, options, overrides)
-    return fit_segment(_segment_model(cfg))
+        plugin = get_task(saved.get("task", "segment"), "resume")
+        cfg = build_config(plugin.saved_schema(saved), None, saved, overrides)
+        return run(plugin, cfg, resume=last, run_dir=run_dir)
+    return run(plugin, build_config(plugin.train_config(), config, options, overrides))
 
 
 def distill(task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
@@ -118,55 +65,31 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
     """Distil a student: `teacher=` (run folder or weights, online) and/or `soft_labels=` (a cache
     folder, offline); other options as in `train` (model= is the student), plus T=, alpha=, method=.
     The summary adds the teacher's metrics on the same validation images."""
-    from defectkd.tasks.segment.train import fit_segment
+    from defectkd.engine.fit import run
 
-    if task not in ("segment", "classify", "detect"):
-        raise ConfigError(f"distill: task {task!r} not available (available: segment, classify, detect)")
+    plugin = get_task(task, "distill")
     if resume is not None:
         return train(task, overrides=overrides, resume=resume, **options)
-    if task == "classify":  # online only: a frozen teacher in memory (soft-label caches are segmentation's)
-        from defectkd.tasks.classify.train import fit_classify
-
-        if options.get("soft_labels") is not None:
-            raise ConfigError("distill classify: soft_labels (offline) is segmentation only; give --teacher")
-        return fit_classify(build_config(DistillClassifyConfig, config, options, overrides))
-    if task == "detect":  # online feature distillation on the FPN levels (mgd, cwd, fitnet)
-        from defectkd.tasks.detect.train import fit_detect
-
-        if options.get("soft_labels") is not None:
-            raise ConfigError("distill detect: soft_labels (offline) is segmentation only; give --teacher")
-        return fit_detect(build_config(DistillDetectConfig, config, options, overrides))
-    cfg = build_config(DistillSegmentConfig, config, options, overrides)
-    return fit_segment(_segment_model(cfg))
-
-
-def _segment_model(cfg):
-    """The config, once its model is known to be a segmentation model (a classifier is refused in one line)."""
-    from defectkd.models import list_models, model_spec
-
-    if cfg.model in list_models() and model_spec(cfg.model).task != "segment":  # unknown: refused as before
-        raise ConfigError(f"model {cfg.model!r} is a {model_spec(cfg.model).task} model; segmentation models: "
-                          f"{', '.join(list_models('segment'))} (or: defectkd train {model_spec(cfg.model).task})")
-    return cfg
+    if options.get("soft_labels") is not None and not plugin.offline_distillation:
+        raise ConfigError(f"distill {task}: soft_labels (offline) is segmentation only; give --teacher")
+    return run(plugin, build_config(plugin.distill_config(), config, options, overrides))
 
 
 def kfold(k: int = 5, task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
           **options: Any) -> dict:
     """k-fold cross-validation: `train` (or `distill`, when a teacher or soft_labels is given) once per
     fold; returns per-fold metrics and their mean and standard deviation."""
-    from defectkd.config import parse_overrides
-    from defectkd.tasks.segment.kfold import run_kfold
+    from defectkd.core.config import parse_overrides
 
-    if task != "segment":
-        raise ConfigError(f"kfold: task {task!r} not available yet (available: segment)")
+    plugin = get_task(task, "kfold")
     if k < 2:
         raise ConfigError(f"kfold: k must be at least 2 (got {k})")
     keys = {key for key, v in options.items() if v is not None} | set(parse_overrides(overrides))
     keys |= set(load_yaml(config)) if config else set()
-    schema = DistillSegmentConfig if {"teacher", "soft_labels"} & keys else SegmentTrainConfig
+    schema = plugin.saved_schema({key: True for key in keys})
     if "fold" in keys or "folds" in keys:
         raise ConfigError("kfold sets folds and fold itself: drop them from the config")
-    return run_kfold(build_config(schema, config, options, overrides), k)
+    return plugin.kfold(build_config(schema, config, options, overrides), k)
 
 
 def soft_labels(teacher: str | Path, data: str | Path, out: str | Path, T: float = 10.0, unlabelled: bool = False,
@@ -181,31 +104,11 @@ def val(weights: str | Path, data: str | Path, split: str = "test", threshold: f
         tolerant: bool = True, save_dir: str | Path | None = None, project: str = "runs",
         progress: Callable[[], None] | None = None) -> dict:
     """Evaluate a checkpoint on a labelled split; writes metrics.json and overlays to a new val run."""
-    from defectkd.core.runs import new_run_dir
-    from defectkd.data.layouts import discover
     from defectkd.models.loading import load_checkpoint_model
-    from defectkd.tasks.classify.val import is_classifier, val_classify
-    from defectkd.tasks.segment.dataset import eval_samples
-    from defectkd.tasks.segment.evaluate import evaluate_model
 
     model, hp = load_checkpoint_model(weights)
-    if is_classifier(hp):  # accuracy, macro/per-class P/R/F1, confusion.png in runs/classify/val*/
-        return val_classify(model, hp, weights, data, split, threshold, save_dir, project, progress)
-    from defectkd.tasks.detect.val import is_detector, val_detect
-
-    if is_detector(hp):  # COCO mAP, per-class AP, pr_curve.png and examples/ in runs/detect/val*/
-        return val_detect(model, hp, weights, data, split, threshold, save_dir, project, progress)
-    samples = eval_samples(discover(data), split)
-    if not samples:
-        raise DataError(f"{data}: split {split!r} has no labelled pairs")
-    thr = threshold if threshold is not None else hp.get("config", {}).get("threshold", 0.5)
-    out = Path(save_dir) if save_dir else new_run_dir(project, "segment", "val")
-    metrics = evaluate_model(model, samples, threshold=thr, tolerant=tolerant, overlays=out / "overlays",
-                             progress=progress, pr_curve=out / "pr_curve.png")
-    result = {"weights": str(weights), "model": hp.get("model_name"), "data": str(data), "split": split,
-              "threshold": thr, "metrics": metrics, "save_dir": str(out)}
-    (out / "metrics.json").write_text(json.dumps(result, indent=1))
-    return result
+    return task_of(hp).val(model, hp, weights, data, split, threshold, save_dir, project, progress,
+                           tolerant=tolerant)
 
 
 def export(weights: str | Path, format: str = "onnx", imgsz: int | None = None, dynamic: bool = False,
@@ -363,28 +266,18 @@ def _segmenter(weights: Path, threads: int | None):
         except BackendError as exc:
             raise WeightsError(str(exc)) from None
     from defectkd.core.runs import resolve_weights
-    from defectkd.models.loading import weights_task
-    from defectkd.tasks.segment.runtime import TorchSegmenter
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     weights = resolve_weights(weights)
-    if weights_task(weights) == "classify":
-        from defectkd.tasks.classify.evaluate import TorchClassifier
-
-        return TorchClassifier(weights)
-    if weights_task(weights) == "detect":
-        from defectkd.tasks.detect.evaluate import TorchDetector
-
-        return TorchDetector(weights)
-    return TorchSegmenter(weights)
+    return task_of_weights(weights).torch_runtime(weights)
 
 
 def info(model: str, imgsz: int = 448, repeats: int = 10, threads: int | None = None) -> dict:
     """Parameters, GMACs, median CPU latency and FPS of a registered model."""
-    from defectkd.info import model_info
+    from defectkd.models.info import model_info
 
     return model_info(model, imgsz, repeats=repeats, threads=threads)
 
@@ -394,8 +287,8 @@ def models() -> list[dict]:
 
     The MACs are counted on the meta device (shapes only, no arithmetic), so the heavy teachers cost nothing;
     a model that cannot run there is counted with a real forward pass."""
-    from defectkd.info import count_macs, count_macs_meta, count_parameters
     from defectkd.models import build_model, list_models, model_spec
+    from defectkd.models.info import count_macs, count_macs_meta, count_parameters
 
     rows = []
     for name in list_models():
@@ -409,9 +302,7 @@ def models() -> list[dict]:
             macs = count_macs(build_model(name), 448)
         rows.append({"name": name, "task": spec.task, "role": spec.role,
                      "parameters": parameters, "gmacs_448": round(macs / 1e9, 2),
-                     "output": (f"softmax, {classes} classes" if spec.task == "classify"
-                                else f"boxes, {classes} classes" if spec.task == "detect"
-                                else "softmax, 2 ch" if classes == 2 else "sigmoid, 1 ch"),
+                     "output": TASKS[spec.task].model_output(classes),
                      "description": spec.description})
     return rows
 
@@ -502,10 +393,9 @@ def robustness(weights: str | Path | list[str | Path], data: str | Path, split: 
     if not paths:
         raise ConfigError("robustness: give at least one --weights file")
     loaded = [load_checkpoint_model(resolve_weights(p)) for p in paths]
-    from defectkd.tasks.classify.val import is_classifier
-
-    if any(is_classifier(hp) for _, hp in loaded):
-        raise ConfigError("robustness: evaluates segmentation models; a classifier was given")
+    other = next((task_of(hp) for _, hp in loaded if not task_of(hp).evaluates_robustness), None)
+    if other is not None:
+        raise ConfigError(f"robustness: evaluates segmentation models; a {other.label} model was given")
     samples = _labelled_split(data, split)
     if limit is not None:
         if limit < 1:

@@ -89,20 +89,10 @@ def synth_cmd(
     """Write synthetic crack images with masks (segment), defect classes (classify) or defects with boxes
     (detect), deterministic by seed."""
     from defectkd.api import synth
+    from defectkd.tasks import TASKS
 
     path = synth(out_dir, n=n, size=size, seed=seed, task=task)
-    if task == "detect":
-        from defectkd.tasks.detect.synthetic import DETECT_CLASSES
-
-        out.print(f"wrote {n} images of {size}x{size} with boxes of {len(DETECT_CLASSES)} classes "
-                  f"({', '.join(DETECT_CLASSES)}) to {path}/images + annotations/ (VOC) + splits/", highlight=False)
-        return
-    if task == "classify":
-        classes = sorted(d.name for d in path.iterdir() if d.is_dir())
-        out.print(f"wrote {n} images of {size}x{size} in {len(classes)} classes ({', '.join(classes)}) to "
-                  f"{path}/<class>/", highlight=False)
-        return
-    out.print(f"wrote {n} image/mask pairs of {size}x{size} to {path}", highlight=False)
+    out.print(TASKS[task].synth_message(path, n, size), highlight=False)
 
 
 @data_app.command("check")
@@ -394,15 +384,10 @@ def val_cmd(
 ) -> None:
     """Evaluate weights on a labelled split: metrics JSON and overlay images (classifier: confusion matrix)."""
     from defectkd.api import val
-    from defectkd.data.layouts import discover
-    from defectkd.models.loading import weights_task
-    from defectkd.tasks.classify.val import classify_split_size
-    from defectkd.tasks.detect.val import detect_split_size
-    from defectkd.tasks.segment.dataset import eval_samples
+    from defectkd.core.runs import resolve_weights
+    from defectkd.tasks import task_of_weights
 
-    task = weights_task(weights) if weights.is_file() else "segment"
-    total = (classify_split_size(data, split) if task == "classify" else detect_split_size(data, split)
-             if task == "detect" else len(eval_samples(discover(data), split)))
+    total = task_of_weights(resolve_weights(weights)).split_size(data, split)
     progress, tick = _progress(total, f"val {split}")
     with progress:
         result = val(weights, data, split=split, threshold=threshold, progress=tick)

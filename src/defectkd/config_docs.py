@@ -9,17 +9,23 @@ import typing
 
 from pydantic import BaseModel
 
-from defectkd import config as c
+from defectkd.distill.config import LossTerm
+from defectkd.tasks import TASKS
 
-SECTIONS = [
-    ("Segmentation training (`train segment`)", c.SegmentTrainConfig, None),
-    ("Segmentation distillation (`distill segment`): adds", c.DistillSegmentConfig, c.SegmentTrainConfig),
-    ("One entry of `losses`", c.LossTerm, None),
-    ("Classification training (`train classify`)", c.ClassifyTrainConfig, None),
-    ("Classification distillation (`distill classify`): adds", c.DistillClassifyConfig, c.ClassifyTrainConfig),
-    ("Detection training (`train detect`)", c.DetectTrainConfig, None),
-    ("Detection distillation (`distill detect`): adds", c.DistillDetectConfig, c.DetectTrainConfig),
-]
+
+def _sections() -> list[tuple[str, type, type | None]]:
+    """Per task: its training schema, then what distillation adds; the `losses` entry once, after the first task."""
+    out = []
+    for task in TASKS.values():
+        train, distill = task.train_config(), task.distill_config()
+        out += [(f"{task.label.capitalize()} training (`train {task.name}`)", train, None),
+                (f"{task.label.capitalize()} distillation (`distill {task.name}`): adds", distill, train)]
+        if len(out) == 2:
+            out.append(("One entry of `losses`", LossTerm, None))
+    return out
+
+
+SECTIONS = _sections()
 
 
 def type_name(annotation) -> str:

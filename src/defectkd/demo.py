@@ -15,7 +15,7 @@ from defectkd import api
 
 
 def _fps(weights: str, size: int) -> float:
-    from defectkd.info import measure_latency
+    from defectkd.models.info import measure_latency
     from defectkd.models.loading import load_checkpoint_model
 
     model, _ = load_checkpoint_model(weights)

@@ -90,8 +90,8 @@ def test_int8_export_calibrates_reports_and_runs(cli, edge_weights, tiny_seg, tm
 
 
 def test_max_drop_rejects_and_keeps_the_file_aside(edge_weights, tiny_seg, tmp_path, monkeypatch):
+    from defectkd.core.errors import ExportError
     from defectkd.export import exporter, quality
-    from defectkd.export.onnx_export import ExportError
 
     scores = iter([0.80, 0.70])  # FP32 then INT8: a 10-point loss
     monkeypatch.setattr(quality, "score", lambda runtime, images, progress=None: next(scores))

@@ -101,7 +101,7 @@ def test_metrics_against_hand_computed_values(tmp_path):
 
 
 def _distill_module(method, teacher, **extra):
-    from defectkd.config import DistillClassifyConfig
+    from defectkd.tasks.classify.config import DistillClassifyConfig
     from defectkd.tasks.classify.module import ClassifyDistillModule
 
     cfg = DistillClassifyConfig(data="x", teacher="t", model="cmi", method=method, width=0.25, **extra)
@@ -143,6 +143,7 @@ def test_distill_module_refuses_teacher_of_other_classes_and_unknown_methods():
     with pytest.raises(ValueError, match="same classes"):
         _distill_module("kd", build_model("cmi", classes=4, width=0.25))
     with pytest.raises(ConfigError, match="unknown distillation method 'cwd'"):
-        from defectkd.config import DistillClassifyConfig, build_config
+        from defectkd.core.config import build_config
+        from defectkd.tasks.classify.config import DistillClassifyConfig
 
         build_config(DistillClassifyConfig, None, {"data": "x", "teacher": "t", "method": "cwd"})

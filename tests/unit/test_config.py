@@ -2,8 +2,9 @@
 
 import pytest
 
-from defectkd.config import SegmentTrainConfig, build_config, parse_overrides
+from defectkd.core.config import build_config, parse_overrides
 from defectkd.core.errors import ConfigError
+from defectkd.tasks.segment.config import SegmentTrainConfig
 
 
 def test_precedence_file_option_override(tmp_path):
@@ -56,7 +57,8 @@ def test_shipped_configs_validate():
 
 @pytest.mark.parametrize(("epochs", "warmup"), [(240, 20), (100, 8), (400, 20), (15, 1), (30, 2)])
 def test_dkd_recipe_warms_up_over_a_twelfth_of_the_run(epochs, warmup):
-    from defectkd.config import DistillClassifyConfig, DistillSegmentConfig
+    from defectkd.tasks.classify.config import DistillClassifyConfig
+    from defectkd.tasks.segment.config import DistillSegmentConfig
 
     for config in (DistillClassifyConfig, DistillSegmentConfig):
         cfg = config(data="x", teacher="t", method="dkd", epochs=epochs)

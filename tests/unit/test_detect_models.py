@@ -50,7 +50,7 @@ def test_backbones_build_without_downloading(monkeypatch):
 
 
 def test_edge_detector_levels_and_cost():
-    from defectkd.info import count_macs_meta
+    from defectkd.models.info import count_macs_meta
 
     torch.manual_seed(0)
     model = build_model("retinanet-mnv3", **TINY).eval()
@@ -198,8 +198,9 @@ def test_map_agrees_with_pycocotools():
 
 
 def test_detection_recipes_resolve_into_feature_terms():
-    from defectkd.config import DistillDetectConfig, build_config
+    from defectkd.core.config import build_config
     from defectkd.core.errors import ConfigError
+    from defectkd.tasks.detect.config import DistillDetectConfig
 
     cfg = build_config(DistillDetectConfig, options={"data": "d", "teacher": "t"})
     assert cfg.method == "mgd" and cfg.hard_weight == 1.0 and len(cfg.losses) == 1
@@ -213,8 +214,9 @@ def test_detection_recipes_resolve_into_feature_terms():
 
 
 def test_distill_module_one_mgd_per_level_and_gradients_to_the_student_only():
-    from defectkd.config import DistillDetectConfig, build_config
+    from defectkd.core.config import build_config
     from defectkd.distill.mgd import MGDLoss
+    from defectkd.tasks.detect.config import DistillDetectConfig
     from defectkd.tasks.detect.module import DetectDistillModule
 
     cfg = build_config(DistillDetectConfig, options={"data": "d", "teacher": "t", "model": "retinanet-r18"})
@@ -243,7 +245,8 @@ def test_distill_module_one_mgd_per_level_and_gradients_to_the_student_only():
 def test_edge_student_learns_from_a_wider_teacher_through_adapters():
     """retinanet-mnv3 (128-channel FPN) under MGD from retinanet-r18 (256): one 1x1 adapter per level, trained
     with the student; the loss reaches the MobileNet backbone, never the teacher."""
-    from defectkd.config import DistillDetectConfig, build_config
+    from defectkd.core.config import build_config
+    from defectkd.tasks.detect.config import DistillDetectConfig
     from defectkd.tasks.detect.module import DetectDistillModule
 
     cfg = build_config(DistillDetectConfig, options={"data": "d", "teacher": "t", "model": "retinanet-mnv3"})

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from defectkd.config import DistillSegmentConfig
 from defectkd.distill import KDLoss
 from defectkd.models import build_model
+from defectkd.tasks.segment.config import DistillSegmentConfig
 from defectkd.tasks.segment.distill_module import DistillModule, head_map, match_probability_channels
 
 
@@ -82,7 +82,7 @@ def test_probability_channel_forms():
 
 
 def test_config_needs_a_teacher_or_soft_labels():
-    from defectkd.config import build_config
+    from defectkd.core.config import build_config
     from defectkd.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="give a teacher"):

@@ -4,11 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from defectkd.config import DistillSegmentConfig, build_config
+from defectkd.core.config import build_config
 from defectkd.core.errors import ConfigError
 from defectkd.distill import build_loss
 from defectkd.distill.features import FeatureTaps, list_layers, parse_feature_pairs
 from defectkd.models import build_model
+from defectkd.tasks.segment.config import DistillSegmentConfig
 from defectkd.tasks.segment.distill_module import DistillModule
 
 

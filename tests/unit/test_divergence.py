@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from defectkd.config import SegmentTrainConfig
 from defectkd.core.errors import TrainingError
+from defectkd.tasks.segment.config import SegmentTrainConfig
 from defectkd.tasks.segment.module import MAX_SKIPPED_STEPS, SegmentModule
 
 

@@ -40,11 +40,11 @@ def doc_commands() -> list[tuple[str, int, str]]:
 
 
 def _schema_keys() -> set[str]:
-    from defectkd import config as c
+    from defectkd.tasks import TASKS
 
     keys: set[str] = set()
-    for schema in (c.DistillSegmentConfig, c.DistillClassifyConfig, c.DistillDetectConfig):
-        keys |= set(schema.model_fields)
+    for task in TASKS.values():
+        keys |= set(task.distill_config().model_fields)
     return keys
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from defectkd.info import count_macs
 from defectkd.models import build_model, list_models, model_spec
+from defectkd.models.info import count_macs
 
 VARIANTS = ("mcff-edge-n", "mcff-edge-s", "mcff-edge-m")
 # (min, max) parameters and max GMACs at 448x448, issue 5's targets

@@ -32,8 +32,8 @@ def test_skip_head_leaves_the_classifier_head_in_float(tmp_path):
     import torch
 
     from defectkd.export.quantize import quantize_int8
-    from defectkd.info import export_onnx_model
     from defectkd.models import build_model
+    from defectkd.models.info import export_onnx_model
 
     torch.manual_seed(0)
     fp32 = export_onnx_model(build_model("cmi", classes=3, width=0.25), tmp_path / "cmi.onnx", 32)

@@ -19,3 +19,7 @@ class WeightsError(DefectKDError):
 
 class TrainingError(DefectKDError):
     """Training went wrong in a way the user can act on (e.g. it diverged)."""
+
+
+class ExportError(DefectKDError):
+    """The exported model is invalid or disagrees with PyTorch."""

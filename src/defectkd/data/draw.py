@@ -1,11 +1,12 @@
-"""Crack strokes: the tapering, branching random walk that draws synthetic cracks (segment's generator) and the
-crack-texture corruption (a distractor on real images)."""
+"""Drawing primitives shared by the synthetic generators and the corruptions: the tapering, branching crack
+stroke (synthetic cracks; the crack-texture distractor on real images) and rolled-steel backgrounds."""
 
 from __future__ import annotations
 
 import math
 
 import cv2
+import numpy as np
 
 
 def crack_walk(rng, start, angle, length, width, size, mask, depth, max_depth):
@@ -28,4 +29,20 @@ def crack_walk(rng, start, angle, length, width, size, mask, depth, max_depth):
         if depth < max_depth and rng.random() < 0.012:
             side = rng.choice([-1.0, 1.0])
             crack_walk(rng, (x, y), heading + side * rng.uniform(0.35, 1.0), length * rng.uniform(0.2, 0.5),
-                  max(1.0, w * rng.uniform(0.5, 0.8)), size, mask, depth + 1, max_depth)
+                       max(1.0, w * rng.uniform(0.5, 0.8)), size, mask, depth + 1, max_depth)
+
+
+def steel_field(rng: np.random.Generator, h: int, w: int, size: int) -> np.ndarray:
+    small = rng.standard_normal((max(2, h), max(2, w))).astype(np.float32)
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def steel_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Grey rolled steel in [0, 1]: streaks along x, grain, a gradient."""
+    base = rng.uniform(0.42, 0.62)
+    streaks = steel_field(rng, max(2, size // 3), max(2, size // 24), size)  # long along x, short along y
+    grain = rng.standard_normal((size, size)).astype(np.float32)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    gx, gy = rng.uniform(-0.15, 0.15, 2)
+    img = base + 0.03 * streaks + rng.uniform(0.015, 0.035) * grain + gx * (xx - 0.5) + gy * (yy - 0.5)
+    return cv2.GaussianBlur(img, (0, 0), 0.5)

@@ -11,6 +11,7 @@ of any format predicts, streams and is benchmarked the same way.
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Protocol
@@ -174,18 +175,16 @@ def open_backend(path: str | Path, threads: int | None = None, providers: list[s
         raise BackendError(f"{path}: cannot load it ({str(exc).strip().splitlines()[0][:120]})") from None
 
 
+# the torch-free runtime of each task, by the `task` an exported file's metadata names (imported when used)
+RUNTIMES = {"segment": "defectkd.deploy.runtime.OnnxSegmenter", "classify": "defectkd.deploy.classify.OnnxClassifier",
+            "detect": "defectkd.deploy.detect.OnnxDetector"}
+
+
 def open_runtime(path: str | Path, threads: int | None = None, providers: list[str] | None = None):
     """The task runtime (segmenter, classifier or detector, from the metadata) of an exported file."""
     backend = open_backend(path, threads, providers)
     task = backend.metadata.get("task", "segment")
-    if task == "classify":
-        from defectkd.deploy.classify import OnnxClassifier
-
-        return OnnxClassifier(path, backend=backend)
-    if task == "detect":
-        from defectkd.deploy.detect import OnnxDetector
-
-        return OnnxDetector(path, backend=backend)
-    from defectkd.deploy.runtime import OnnxSegmenter
-
-    return OnnxSegmenter(path, backend=backend)
+    if task not in RUNTIMES:
+        raise BackendError(f"{path}: task {task!r} in its metadata is not one defectkd runs ({', '.join(RUNTIMES)})")
+    module, name = RUNTIMES[task].rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)(path, backend=backend)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+import cv2
 import lightning as L
 import numpy as np
 import torch
@@ -95,3 +96,16 @@ class EpochSeed(L.Callback):
         torch.manual_seed(s)
         np.random.seed(s)
         random.seed(s)
+
+
+def seed_augmentation_worker(worker_id: int) -> None:
+    """DataLoader worker_init_fn: torch gives each worker (and each epoch) a distinct, seeded
+    initial seed; hand it to albumentations so workers do not repeat each other's augmentations."""
+    cv2.setNumThreads(0)  # OpenCV's own pool inside a worker only fights the training threads for cores
+    info = torch.utils.data.get_worker_info()
+    transform = getattr(info.dataset, "transform", None) if info else None
+    if transform is not None:
+        transform.set_random_seed(torch.initial_seed() % 2**32)
+    noise = getattr(info.dataset, "noise_mix", None) if info else None  # RFKD's noisy student inputs
+    if noise is not None:
+        noise.set_random_seed((torch.initial_seed() + 1) % 2**32)

@@ -63,21 +63,68 @@ def check_devices(cfg, accelerator: str) -> None:
         raise ConfigError(f"devices: {cfg.devices} asked for, this machine has {torch.cuda.device_count()} GPU(s)")
 
 
-def start_run(cfg, task: str, task_label: str, resume: Path | None) -> str:
-    """What every classify/detect run checks before touching disk: the model is of this task, a resume
-    file holds no pickled code, the seed is set. Returns the accelerator."""
+def quiet_lightning() -> None:
+    """Keep the console for defectkd's own lines: no GPU/TPU banners, tips or deprecation chatter."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    warnings.filterwarnings("ignore", ".*litlogger.*")
+
+
+def start_run(cfg, task, resume: Path | None) -> str:
+    """What every run checks before touching disk: the device exists, the model is of this task, a resume file
+    holds no pickled code; then the seed is set. Returns the accelerator."""
     from defectkd.core.checkpoint import safe_load
     from defectkd.core.errors import ConfigError
     from defectkd.models import list_models, model_spec
-    from defectkd.tasks.segment.train import quiet_lightning
 
     quiet_lightning()
     accelerator = pick_accelerator(cfg.device)
     check_devices(cfg, accelerator)
-    if model_spec(cfg.model).task != task:
-        raise ConfigError(f"model {cfg.model!r} is a {model_spec(cfg.model).task} model; {task_label} models: "
-                          f"{', '.join(list_models(task))}")
+    if cfg.model in list_models() and cfg.model not in list_models(task.name):  # unknown: refused by the registry
+        other = model_spec(cfg.model).task
+        raise ConfigError(f"model {cfg.model!r} is a {other} model; {task.label} models: "
+                          f"{', '.join(list_models(task.name))} (or: defectkd train {other})")
     if resume is not None:
-        safe_load(resume)
+        safe_load(resume)  # refuse pickled code before the run is touched or Lightning reads the file
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     return accelerator
+
+
+def run(task, cfg, resume: Path | None = None, run_dir: Path | None = None) -> dict:
+    """Train (or distil) a model of any task: checked data, module, run folder, Lightning fit, the student-only
+    deploy file and the final evaluation of best.pt (and of the teacher, on the same validation images).
+    Returns the summary also written to results.json. `task` is a `defectkd.tasks.base.Task`."""
+    import json
+
+    from defectkd.core.checkpoint import save_deploy_file
+    from defectkd.core.errors import ConfigError
+    from defectkd.engine.ddp import open_run_dir, secondary_summary
+    from defectkd.models.info import count_parameters
+
+    accelerator = start_run(cfg, task, resume)
+    data = task.prepare_data(cfg)
+    resolved = {**cfg.model_dump(), **data.resolved}
+    try:
+        setup = task.build(cfg, data, resolved)  # the teacher and caches are checked before the run folder exists
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    module = setup.module
+    if getattr(cfg, "channels_last", False):
+        module = module.to(memory_format=torch.channels_last)
+    run_dir = open_run_dir(cfg, task.default_name(cfg), resolved, data.facts, run_dir, resume)
+    train_dl, val_dl = task.loaders(cfg, setup, data)
+    trainer, best_file = fit_lightning(module, train_dl, val_dl, cfg, run_dir, task.epoch_summary(run_dir),
+                                       accelerator, task.monitor(cfg), resume)
+    if not trainer.is_global_zero:
+        return secondary_summary(run_dir, trainer)
+    deploy = save_deploy_file(best_file, run_dir / "weights" / "deploy.pt")
+    summary = {"run": str(run_dir), "task": task.name, "model": cfg.model, "epochs_run": trainer.current_epoch,
+               "best": str(best_file), "deploy": str(deploy), "parameters": count_parameters(module.model),
+               **data.summary, "val": task.final_eval(best_file, cfg, data, run_dir, val_dl)}
+    if setup.teacher_weights is not None:  # side-by-side: the teacher on the same validation images
+        summary["teacher"] = task.teacher_eval(setup, cfg, data)
+    (run_dir / "results.json").write_text(json.dumps(summary, indent=1))
+    return summary

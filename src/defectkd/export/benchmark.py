@@ -31,21 +31,13 @@ COLUMNS = ["format", "status", "size_mb", "metric", "ms_per_image", "fps"]
 
 
 def _torch_runtime(weights: Path, task: str, imgsz: int):
-    if task == "classify":
-        from defectkd.tasks.classify.evaluate import TorchClassifier
+    from defectkd.tasks import TASKS
 
-        return TorchClassifier(weights)
-    if task == "detect":
-        from defectkd.tasks.detect.evaluate import TorchDetector
-
-        return TorchDetector(weights)
-    from defectkd.tasks.segment.runtime import TorchSegmenter
-
-    return TorchSegmenter(weights, imgsz=imgsz)
+    return TASKS[task].torch_runtime(weights, imgsz if TASKS[task].export_imgsz else None)
 
 
 def _call(runtime, task: str) -> Callable[[np.ndarray], object]:
-    return getattr(runtime, {"segment": "segment", "classify": "classify", "detect": "detect"}[task])
+    return getattr(runtime, task)  # every runtime's method is named after its task: segment, classify, detect
 
 
 def _timing_image(path: Path, imgsz: int) -> np.ndarray:
@@ -75,12 +67,13 @@ def benchmark(weights: str | Path, data: str | Path | None = None, split: str = 
 
     from defectkd.core.runs import new_run_dir, resolve_weights
     from defectkd.export.exporter import export_model
-    from defectkd.export.quality import METRIC_NAMES, eval_images, model_task, score
+    from defectkd.export.quality import eval_images, metric_name, score
     from defectkd.models.loading import load_checkpoint_model
+    from defectkd.tasks import TASKS, task_of
 
     weights = resolve_weights(weights)
     _, hp = load_checkpoint_model(weights)
-    task = model_task(hp)
+    task = task_of(hp).name
     images = eval_images(hp, data, split)
     if limit:
         images.samples = images.samples[:limit]
@@ -108,7 +101,7 @@ def benchmark(weights: str | Path, data: str | Path | None = None, split: str = 
         try:
             from defectkd.deploy.backends import open_runtime
 
-            r = export_model(weights, fmt.name, imgsz=imgsz if task == "segment" else None, data=data if
+            r = export_model(weights, fmt.name, imgsz=imgsz if TASKS[task].export_imgsz else None, data=data if
                              fmt.name == "onnx-int8" else None, fraction=fraction if fmt.name == "onnx-int8" else None,
                              out=out_dir / ("model" + fmt.suffix), threads=threads, fp32=fp32)
             runtimes[fmt.name] = open_runtime(r["file"], threads)
@@ -121,7 +114,7 @@ def benchmark(weights: str | Path, data: str | Path | None = None, split: str = 
             row["status"] = f"error: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]}"
 
     by_name = {row["format"]: row for row in rows}
-    metric = METRIC_NAMES[task]
+    metric = metric_name(task)
     for key, runtime in runtimes.items():
         say(f"{metric} {key} ({len(images.samples)} images)")
         by_name[key]["metric"] = round(score(runtime, images), 4)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from defectkd.core.errors import ConfigError
+from defectkd.core.errors import ConfigError, ExportError
 from defectkd.export.formats import ExportFormat, check_options, resolve_format
-from defectkd.export.onnx_export import ExportError, _parity_image, _training_image, export_onnx
+from defectkd.export.onnx_export import export_onnx
 
 DEFAULT_FRACTION = 0.25
 # Activation ranges per task (benchmarks/int8_variants.py; docs/benchmarks.md): min-max keeps crack F1 within
@@ -80,11 +80,12 @@ def _convert(fmt: ExportFormat, weights: Path, tmp: Path, out: Path, imgsz: int 
              image, half: bool, quantized: bool, data, fraction: float | None, max_drop: float | None,
              threads: int | None, progress, base: dict | None) -> dict:
     from defectkd.deploy.backends import open_runtime
-    from defectkd.export.quality import METRIC_NAMES, eval_images, model_task, pick_calibration, score
+    from defectkd.export.quality import eval_images, metric_name, pick_calibration, score
     from defectkd.models.loading import load_checkpoint_model
+    from defectkd.tasks import task_of
 
     _, hp = load_checkpoint_model(weights)
-    task = model_task(hp)
+    task = task_of(hp).name
     checked = eval_images(hp, data, "val") if quantized else None  # a data problem shows before the slow part
     base = base or export_onnx(weights, imgsz=imgsz, dynamic=dynamic, opset=opset, out=tmp / "model.onnx",
                                image=image)
@@ -120,7 +121,7 @@ def _convert(fmt: ExportFormat, weights: Path, tmp: Path, out: Path, imgsz: int 
                    deviation_of="max abs difference of the first output from the FP32 ONNX graph")
     if checked is not None:
         before, after = score(fp32, checked, progress), score(exported, checked, progress)
-        metric = METRIC_NAMES[task]
+        metric = metric_name(task)
         summary.update(metric=metric, images=len(checked.samples), metric_fp32=before, metric_int8=after,
                        drop=before - after, max_drop=max_drop)
         if max_drop is not None and before - after > max_drop:
@@ -136,9 +137,9 @@ def _convert(fmt: ExportFormat, weights: Path, tmp: Path, out: Path, imgsz: int 
 
 def _check_input(runtime, hp: dict, image, task: str) -> np.ndarray:
     """The parity image (given, else the training data's first, else synthetic) as the model's input."""
-    image = image or _training_image(hp.get("config", {}).get("data"), task == "classify")
-    rgb, _ = _parity_image(image, None if image else (256, 256), task == "classify")
-    return runtime.prepare(rgb)
+    from defectkd.tasks import TASKS
+
+    return TASKS[task].parity_input(runtime, hp, image)
 
 
 def _size_mb(path: Path) -> float:

@@ -33,7 +33,7 @@ def register(spec: ModelSpec) -> None:
 
 def list_models(task: str | None = None) -> list[str]:
     """Registered model names, optionally only those of one task."""
-    return [n for n, s in _REGISTRY.items() if task is None or s.task == task]
+    return [n for n, s in _REGISTRY.items() if task in (None, s.task)]
 
 
 def model_spec(name: str) -> ModelSpec:

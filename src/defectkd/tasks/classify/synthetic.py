@@ -25,23 +25,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from defectkd.data.draw import steel_background as _background
+from defectkd.data.draw import steel_field as _field
+
 SYNTH_CLASSES = ("crazing", "inclusion", "patches", "scratches", "spots")
-
-
-def _field(rng: np.random.Generator, h: int, w: int, size: int) -> np.ndarray:
-    small = rng.standard_normal((max(2, h), max(2, w))).astype(np.float32)
-    return cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
-
-
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Grey rolled steel in [0, 1]: streaks along x, grain, a gradient."""
-    base = rng.uniform(0.42, 0.62)
-    streaks = _field(rng, max(2, size // 3), max(2, size // 24), size)  # long along x, short along y
-    grain = rng.standard_normal((size, size)).astype(np.float32)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    gx, gy = rng.uniform(-0.15, 0.15, 2)
-    img = base + 0.03 * streaks + rng.uniform(0.015, 0.035) * grain + gx * (xx - 0.5) + gy * (yy - 0.5)
-    return cv2.GaussianBlur(img, (0, 0), 0.5)
 
 
 def _crazing(rng, img, size):

@@ -10,16 +10,6 @@ from pathlib import Path
 from defectkd.core.errors import ConfigError, DataError
 
 
-def is_classifier(hp: dict) -> bool:
-    """True for a classification checkpoint or deploy file (its config says so, or its model is one)."""
-    task = (hp.get("config") or {}).get("task")
-    if task:
-        return task == "classify"
-    from defectkd.models import list_models
-
-    return hp.get("model_name") in list_models("classify")
-
-
 def classify_split_size(data: str | Path, split: str) -> int:
     from defectkd.tasks.classify.data import discover_classify, eval_split
 

@@ -75,9 +75,10 @@ def export_detector(model: torch.nn.Module, hp: dict, out: Path, imgsz: int | No
     """Export a RetinaNetDetector (see the module docstring); returns the summary `defectkd export` prints."""
     import onnx
 
+    from defectkd.core.errors import ExportError
     from defectkd.deploy.detect import OnnxDetector
-    from defectkd.export.onnx_export import ExportError, save_checked
     from defectkd.models.detect import ExportHead
+    from defectkd.models.onnx import save_checked
     from defectkd.tasks.detect.evaluate import model_class_names
 
     if imgsz is not None:

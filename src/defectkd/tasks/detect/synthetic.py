@@ -24,7 +24,8 @@ from xml.sax.saxutils import escape
 import cv2
 import numpy as np
 
-from defectkd.tasks.classify.synthetic import _background, _field
+from defectkd.data.draw import steel_background as _background
+from defectkd.data.draw import steel_field as _field
 
 DETECT_CLASSES = ("inclusion", "patches", "pits", "scratches")
 

@@ -9,16 +9,6 @@ from pathlib import Path
 from defectkd.core.errors import DataError
 
 
-def is_detector(hp: dict) -> bool:
-    """True for a detection checkpoint or deploy file (its config says so, or its model is one)."""
-    task = (hp.get("config") or {}).get("task")
-    if task:
-        return task == "detect"
-    from defectkd.models import list_models
-
-    return hp.get("model_name") in list_models("detect")
-
-
 def detect_split_size(data: str | Path, split: str) -> int:
     from defectkd.tasks.detect.data import discover_detect, eval_split
 

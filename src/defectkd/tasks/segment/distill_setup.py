@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from defectkd.config import DistillSegmentConfig
 from defectkd.core.errors import ConfigError
 from defectkd.distill.teacher import join_files, load_teacher, teacher_files
+from defectkd.tasks.segment.config import DistillSegmentConfig
 from defectkd.tasks.segment.dataset import SegmentationDataset, train_transform
 from defectkd.tasks.segment.distill_module import DistillModule
 from defectkd.tasks.segment.soft_labels import SoftLabelCache, file_sha256

@@ -9,35 +9,37 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 import statistics
 from pathlib import Path
 
 from pydantic import BaseModel
-from rich.console import Console
 
 from defectkd.core.errors import DefectKDError
 from defectkd.core.runs import new_run_dir
 from defectkd.data.layouts import discover
-from defectkd.tasks.segment.train import fit_segment
 
+log = logging.getLogger("defectkd")
 METRICS = ("precision", "recall", "f1", "iou", "ods_f1", "ois_f1", "f1_tol", "miou_2class")
 
 
-def run_kfold(cfg: BaseModel, k: int, console: Console | None = None) -> dict:
+def run_kfold(cfg: BaseModel, k: int) -> dict:
     """Train (or distil) once per fold with fold i held out for validation; aggregate the folds."""
-    console = console or Console(stderr=True)
+    from defectkd.engine.fit import run
+    from defectkd.tasks import TASKS
+
     base = cfg.name or (f"{cfg.model}-{cfg.method}" if hasattr(cfg, "method") else cfg.model)
     configs = [cfg.model_copy(update={"folds": k, "fold": i}) for i in range(k)]
     discover(cfg.data)  # a missing data set is refused before any folder is made
     parent = new_run_dir(cfg.project, cfg.task, f"{base}-kfold{k}")
     rows = []
     for i, fold_cfg in enumerate(configs):
-        console.print(f"[bold]fold {i + 1}/{k}[/bold]", highlight=False)
+        log.info("fold %d/%d", i + 1, k)
         run_dir = parent / f"fold{i + 1}"
         run_dir.mkdir()
         try:
-            summary = fit_segment(fold_cfg, run_dir=run_dir, console=console)
+            summary = run(TASKS[cfg.task], fold_cfg, run_dir=run_dir)
         except DefectKDError:
             if i == 0:  # refused before anything was trained: leave no half-made run behind
                 shutil.rmtree(parent)

@@ -1,0 +1,185 @@
+"""What a task plug-in provides. The engine, `export`, `api` and the CLI ask the task for each step instead of
+branching on its name; `defectkd.tasks.TASKS` maps a name to one instance.
+
+A task answers three kinds of question:
+- data: its synthetic generator, `data check`, which folders it claims, how many images a split has;
+- training (for `defectkd.engine.fit.run`, the one fit loop): its configs, checked data, LightningModule and
+  loaders, the epoch line, the monitored metric, the final evaluation of best.pt and of the teacher;
+- verbs on weights: `val`, the PyTorch runtime of `predict`, ONNX export, and the one metric of an export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from defectkd.core.errors import ConfigError
+
+
+@dataclass
+class TrainData:
+    """A task's checked training data: the samples, how validation was split, facts for data.json."""
+
+    source: Any
+    train: list
+    val: list
+    facts: dict  # recorded in the run's data.json
+    resolved: dict = field(default_factory=dict)  # added to the resolved config (e.g. class_names)
+    summary: dict = field(default_factory=dict)  # added to results.json
+
+
+@dataclass
+class TrainSetup:
+    """The LightningModule and training set built from a config (and the teacher, when distilling)."""
+
+    module: Any
+    train_set: Any
+    teacher_weights: str | None = None  # files joined by commas; None: no teacher to compare with
+    teacher_name: str | None = None
+    teacher: Any = None  # the teacher model for the side-by-side evaluation (None: load from teacher_weights)
+    teacher_class_names: list[str] | None = None
+
+
+@dataclass
+class EvalImages:
+    """Images an export is calibrated and checked on: training images and a split's labelled samples."""
+
+    task: str
+    calibration: list[Path]
+    samples: list
+    class_names: list[str]
+
+
+class Task:
+    """Base of every task; a subclass fills the hooks. Names and flags below are read by the engine and verbs."""
+
+    name: str = ""
+    label: str = ""  # "segmentation": in messages
+    metric_name: str = ""  # the one figure of an export: F1, accuracy, mAP50
+    val_files: str = "metrics.json"  # what `val` writes, said by the CLI
+    offline_distillation: bool = False  # soft-label caches (segmentation)
+    evaluates_robustness: bool = False  # `defectkd robustness` (Dice under corruptions)
+    export_imgsz: bool = False  # `benchmark --imgsz` sets the export size (else the model's own)
+    reads_any_folder: bool = False  # `data check` falls back to this task when no task claims a folder
+
+    # configuration
+    def train_config(self) -> type:
+        raise NotImplementedError
+
+    def distill_config(self) -> type:
+        raise NotImplementedError
+
+    def saved_schema(self, saved: dict) -> type:
+        """The schema a saved run's config.yaml validates against (distillation when it names a teacher)."""
+        return self.distill_config() if saved.get("teacher") else self.train_config()
+
+    # data
+    def synth(self, out: Path, n: int, size: int, seed: int) -> Path:
+        raise NotImplementedError
+
+    def synth_message(self, path: Path, n: int, size: int) -> str:
+        return f"wrote {n} images of {size}x{size} to {path}"
+
+    def claims(self, path: str | Path) -> bool:
+        """Does a data folder look like this task's (for `data check` without --task)?"""
+        return False
+
+    def check(self, path: str | Path, progress: Callable[[], None] | None = None,
+              classes: list[str] | None = None) -> dict:
+        raise NotImplementedError
+
+    def split_size(self, data: str | Path, split: str) -> int:
+        raise NotImplementedError
+
+    # training (engine.fit.run)
+    def prepare_data(self, cfg) -> TrainData:
+        raise NotImplementedError
+
+    def build(self, cfg, data: TrainData, resolved: dict) -> TrainSetup:
+        raise NotImplementedError
+
+    def loaders(self, cfg, setup: TrainSetup, data: TrainData) -> tuple:
+        raise NotImplementedError
+
+    def epoch_summary(self, run_dir: Path):
+        raise NotImplementedError
+
+    def monitor(self, cfg) -> str:
+        return f"val/{cfg.monitor}"
+
+    def default_name(self, cfg) -> str:
+        return f"{cfg.model}-{cfg.method}" if getattr(cfg, "teacher", None) else cfg.model
+
+    def final_eval(self, best: Path, cfg, data: TrainData, run_dir: Path, val_dl) -> dict:
+        raise NotImplementedError
+
+    def teacher_eval(self, setup: TrainSetup, cfg, data: TrainData) -> dict | None:
+        raise NotImplementedError
+
+    def kfold(self, cfg, k: int) -> dict:
+        raise ConfigError(f"kfold: task {self.name!r} not available yet (available: segment)")
+
+    # verbs on weights
+    def val(self, model, hp: dict, weights, data, split: str, threshold: float | None, save_dir, project,
+            progress: Callable[[], None] | None, **options: Any) -> dict:
+        raise NotImplementedError
+
+    def torch_runtime(self, weights: Path, imgsz: int | None = None):
+        raise NotImplementedError
+
+    def export_onnx(self, model, hp: dict, out: Path, imgsz: int | None, dynamic: bool, opset: int,
+                    image) -> dict:
+        raise NotImplementedError
+
+    def parity_sample(self, size: int) -> tuple[Any, str]:
+        """A synthetic image (RGB uint8, its name) to check an export on when no real one is at hand."""
+        raise NotImplementedError
+
+    def first_image(self, data: str | Path) -> Path | None:
+        """The first image of a data set in this task's layouts (None: none)."""
+        raise NotImplementedError
+
+    def training_image(self, hp: dict) -> Path | None:
+        """The first image of the data the model was trained on, when it is still there."""
+        from defectkd.core.errors import DataError
+
+        data = hp.get("config", {}).get("data")
+        if not data or not Path(data).exists():
+            return None
+        try:
+            return self.first_image(data)
+        except DataError:
+            return None
+
+    def parity_rgb(self, image, size: tuple[int, int] | None) -> tuple[Any, str]:
+        """RGB uint8 of `size` (H, W; None: as it is): the given image, or a synthetic one of this task."""
+        import cv2
+
+        if image is not None:
+            from defectkd.data.io import read_image
+
+            rgb, name = read_image(image), str(image)
+        else:
+            rgb, name = self.parity_sample(max(size or (256,)))
+        if size is not None and rgb.shape[:2] != size:
+            rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        return rgb, name
+
+    def parity_input(self, runtime, hp: dict, image) -> Any:
+        """The input an exported file is run on once after writing: the runtime's `prepare` of the given image,
+        else the training data's first, else a synthetic one."""
+        image = image or self.training_image(hp)
+        rgb, _ = self.parity_rgb(image, None if image else (256, 256))
+        return runtime.prepare(rgb)
+
+    def eval_images(self, hp: dict, data: str | Path, split: str) -> EvalImages:
+        raise NotImplementedError
+
+    def score(self, runtime, images: EvalImages, progress: Callable[[], None] | None = None) -> float:
+        raise NotImplementedError
+
+    def model_output(self, classes: int) -> str:
+        """What a model of this task returns, for `defectkd models`."""
+        return f"{classes} classes"

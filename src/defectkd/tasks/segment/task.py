@@ -1,0 +1,191 @@
+"""Crack segmentation as a task plug-in: pixel masks, F1/IoU/ODS, soft-label caches, k-fold, robustness."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from defectkd.core.errors import DataError
+from defectkd.tasks.base import EvalImages, Task, TrainData, TrainSetup
+
+log = logging.getLogger("defectkd")
+
+
+class SegmentTask(Task):
+    name = "segment"
+    label = "segmentation"
+    metric_name = "F1"
+    val_files = "metrics.json, overlays/ and pr_curve.png"
+    offline_distillation = True
+    evaluates_robustness = True
+    reads_any_folder = True
+    export_imgsz = True
+
+    def train_config(self) -> type:
+        from defectkd.tasks.segment.config import SegmentTrainConfig
+
+        return SegmentTrainConfig
+
+    def distill_config(self) -> type:
+        from defectkd.tasks.segment.config import DistillSegmentConfig
+
+        return DistillSegmentConfig
+
+    def saved_schema(self, saved: dict) -> type:
+        return self.distill_config() if saved.get("teacher") or saved.get("soft_labels") else self.train_config()
+
+    # data
+    def synth(self, out: Path, n: int, size: int, seed: int) -> Path:
+        from defectkd.tasks.segment.synthetic import write_synthetic_segment
+
+        if (out / "images").is_dir() and any((out / "images").iterdir()):
+            raise DataError(f"{out}: already holds images/; choose another --out (nothing was overwritten)")
+        return write_synthetic_segment(out, n, size, seed)
+
+    def synth_message(self, path: Path, n: int, size: int) -> str:
+        return f"wrote {n} image/mask pairs of {size}x{size} to {path}"
+
+    def check(self, path, progress=None, classes=None) -> dict:
+        from defectkd.tasks.segment.check import check_dataset
+
+        if classes is not None:
+            from defectkd.core.errors import ConfigError
+
+            raise ConfigError("data check: --classes applies to --task detect")
+        return check_dataset(path, progress)
+
+    def split_size(self, data, split: str) -> int:
+        from defectkd.data.layouts import discover
+        from defectkd.tasks.segment.dataset import eval_samples
+
+        return len(eval_samples(discover(data), split))
+
+    # training
+    def prepare_data(self, cfg) -> TrainData:
+        from defectkd.tasks.segment.train_data import checked_samples
+
+        source, train, val, how, report = checked_samples(cfg)
+        facts = {"validation_split": how, "train_pairs": len(train), "val_pairs": len(val),
+                 "val_images": [str(s.image) for s in val],
+                 "data_check": {k: report[k] for k in ("layout", "splits", "image_sizes", "crack_fraction")}}
+        return TrainData(source, train, val, facts)
+
+    def build(self, cfg, data: TrainData, resolved: dict) -> TrainSetup:
+        from defectkd.tasks.segment.config import DistillSegmentConfig
+        from defectkd.tasks.segment.dataset import SegmentationDataset, train_transform
+        from defectkd.tasks.segment.module import SegmentModule
+
+        if isinstance(cfg, DistillSegmentConfig):
+            from defectkd.tasks.segment.distill_setup import prepare_distillation
+
+            s = prepare_distillation(cfg, data.train, data.source.root, resolved)
+            setup = TrainSetup(s.module, s.train_set, s.teacher_weights)
+        else:
+            module = SegmentModule(cfg.model, cfg.model_kwargs(), resolved, pretrained=cfg.pretrained)
+            train_set = SegmentationDataset(data.train, train_transform(cfg.imgsz, cfg.seed), cfg.cache,
+                                            cfg.mask_dilate)
+            setup = TrainSetup(module, train_set)
+        data.facts["train_images"] = len(setup.train_set)
+        return setup
+
+    def loaders(self, cfg, setup: TrainSetup, data: TrainData) -> tuple:
+        from defectkd.tasks.segment.dataset import SegmentationDataset
+        from defectkd.tasks.segment.train_data import loaders
+
+        return loaders(cfg, setup.train_set, SegmentationDataset(data.val, None, cfg.cache, cfg.mask_dilate))
+
+    def epoch_summary(self, run_dir: Path):
+        from defectkd.engine.callbacks import EpochSummary
+
+        return EpochSummary(run_dir)
+
+    def monitor(self, cfg) -> str:
+        return "val/f1"
+
+    def default_name(self, cfg) -> str:
+        if getattr(cfg, "method", None) is None:
+            return cfg.model
+        return f"{cfg.model}-{cfg.method}" + ("" if cfg.online else "-offline")
+
+    def final_eval(self, best: Path, cfg, data: TrainData, run_dir: Path, val_dl) -> dict:
+        from defectkd.tasks.segment.evaluate import evaluate_weights
+
+        return evaluate_weights(best, val_dl.dataset.samples, threshold=cfg.threshold, tolerant=True)
+
+    def teacher_eval(self, setup: TrainSetup, cfg, data: TrainData) -> dict:
+        from defectkd.distill.teacher import load_teacher
+        from defectkd.models.info import count_parameters
+        from defectkd.tasks.segment.evaluate import evaluate_model
+
+        teacher, name = load_teacher(setup.teacher_weights)  # offline runs hold no teacher in memory
+        return {"weights": str(setup.teacher_weights), "model": name, "parameters": count_parameters(teacher),
+                "val": evaluate_model(teacher, data.val, threshold=cfg.threshold, tolerant=True)}
+
+    def kfold(self, cfg, k: int) -> dict:
+        from defectkd.tasks.segment.kfold import run_kfold
+
+        return run_kfold(cfg, k)
+
+    # verbs on weights
+    def val(self, model, hp, weights, data, split, threshold, save_dir, project, progress, **options) -> dict:
+        from defectkd.tasks.segment.val import val_segment
+
+        return val_segment(model, hp, weights, data, split, threshold, save_dir, project, progress, **options)
+
+    def torch_runtime(self, weights: Path, imgsz: int | None = None):
+        from defectkd.tasks.segment.runtime import TorchSegmenter
+
+        return TorchSegmenter(weights, imgsz=imgsz)
+
+    def export_onnx(self, model, hp, out, imgsz, dynamic, opset, image) -> dict:
+        from defectkd.models.onnx import export_dense
+
+        imgsz = imgsz or 448
+        image = image or self.training_image(hp)
+        # a dynamic export is checked at the image's own size, a static one at the export size
+        parity = self.parity_rgb(image, None if dynamic and image is not None else (imgsz, imgsz))
+        return export_dense(model, hp, out, imgsz, dynamic, opset, parity)
+
+    def parity_sample(self, size: int):
+        """A synthetic image to check an export on when no real one is at hand (RGB uint8, name)."""
+        from defectkd.tasks.segment.synthetic import synth_crack_sample
+
+        return synth_crack_sample(seed=0, size=size)[0], "synthetic crack image"
+
+    def first_image(self, data: str | Path) -> Path | None:
+        from defectkd.data.layouts import discover
+
+        samples = [s for split in discover(data).splits.values() for s in split]
+        return samples[0].image if samples else None
+
+    def eval_images(self, hp: dict, data, split: str) -> EvalImages:
+        from defectkd.data.layouts import discover
+        from defectkd.tasks.segment.dataset import eval_samples, split_train_val
+
+        config = hp.get("config", {})
+        source = discover(data)
+        train, val, _ = split_train_val(source, float(config.get("val_fraction", 0.1)),
+                                        int(config.get("split_seed", 0)))
+        samples = val if split == "val" else eval_samples(source, split)
+        return EvalImages(self.name, [s.image for s in train], samples, ["background", "crack"])
+
+    def score(self, runtime, images: EvalImages, progress: Callable[[], None] | None = None) -> float:
+        import numpy as np
+
+        from defectkd.data.io import read_image, read_mask
+
+        tp = fp = fn = 0
+        threshold = float(getattr(runtime, "threshold", 0.5))
+        for s in images.samples:
+            prob, _ = runtime.segment(read_image(s.image))
+            pred, truth = prob >= threshold, read_mask(s.mask) > 0
+            tp += int(np.sum(pred & truth))
+            fp += int(np.sum(pred & ~truth))
+            fn += int(np.sum(~pred & truth))
+            if progress:
+                progress()
+        return 2 * tp / max(2 * tp + fp + fn, 1)
+
+    def model_output(self, classes: int) -> str:
+        return "softmax, 2 ch" if classes == 2 else "sigmoid, 1 ch"

@@ -340,10 +340,12 @@ def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size
          alpha: float = 0.5, seed: int = 0, say: Callable[[str], None] | None = None) -> dict:
     """The quick-start job on built-in synthetic cracks: teacher, soft labels, distilled student and the
     student alone, test metrics of all three, ONNX export and prediction. See defectkd.demo."""
+    import sys
+
     from defectkd.demo import run_demo
 
-    return run_demo(project, n_train, n_test, size, epochs, teacher, teacher_epochs, student, T, alpha, seed,
-                    say or (lambda _: None))
+    return run_demo(sys.modules[__name__], project, n_train, n_test, size, epochs, teacher, teacher_epochs, student,
+                    T, alpha, seed, say or (lambda _: None))
 
 
 def _labelled_split(data: str | Path, split: str) -> list:

@@ -37,6 +37,9 @@ def _version(value: bool) -> None:
 def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="Print the version and exit.")] = False) -> None:
     """defectkd: distil defect-inspection models into fast edge students."""
+    from defectkd.core.log import setup_logging
+
+    setup_logging()
 
 
 def _table(title: str, rows: list[dict], columns: list[str]) -> Table:

@@ -1,30 +1,34 @@
-"""Callbacks: one summary line per epoch, metrics.csv, and training-curve plots."""
+"""Callbacks: one summary line per epoch (logged), metrics.csv (one row per epoch, a column for every value the
+module logged, each distillation term included), and training-curve plots. Lightning's CSVLogger keeps the
+per-step values beside it in logs/version_<n>/metrics.csv."""
 
 from __future__ import annotations
 
 import csv
+import logging
 import time
 from pathlib import Path
 
 import lightning as L
-from rich.console import Console
+
+log = logging.getLogger("defectkd")
 
 COLUMNS = ("epoch", "train/loss", "train/hard", "train/kd", "val/loss", "val/precision", "val/recall", "val/f1",
            "val/iou", "val/ods_f1", "val/miou_2class", "lr", "seconds")  # hard/kd: distillation runs only
 
 
 class EpochSummary(L.Callback):
-    """Appends a row to metrics.csv and prints a compact line at the end of every epoch.
-    Subclasses (other tasks) set `columns`, `curve_keys`, `curve_title` and `describe`."""
+    """Appends a row to metrics.csv and logs a compact line at the end of every epoch.
+    Subclasses (other tasks) set `columns` (the leading ones), `curve_keys`, `curve_title` and `describe`;
+    every other epoch value the module logged (per-term losses, ...) gets a column after them."""
 
     columns: tuple[str, ...] = COLUMNS
     curve_keys: tuple[str, ...] = ("val/f1", "val/iou", "val/precision", "val/recall")
     curve_title = "crack class, threshold metrics"
 
-    def __init__(self, run_dir: Path, console: Console | None = None) -> None:
+    def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
         self.csv_path = self.run_dir / "metrics.csv"
-        self.console = console or Console(stderr=True)
         self._start = time.perf_counter()
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
@@ -37,18 +41,17 @@ class EpochSummary(L.Callback):
         row = {
             "epoch": trainer.current_epoch + 1,
             "train/loss": m.get("train/loss_epoch", m.get("train/loss")),
-            **{k: m.get(k) for k in self.columns if k.startswith("val/") or k in ("train/hard", "train/kd")},
+            **{k: m.get(f"{k}_epoch", m.get(k)) for k in self.columns
+               if k.startswith("val/") or k in ("train/hard", "train/kd")},
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - self._start, 1),
         }
-        new = not self.csv_path.exists()
-        with self.csv_path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self.columns)
-            if new:
-                writer.writeheader()
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-        self.console.print(self.describe(row, trainer), highlight=False, soft_wrap=True)
+        extra = sorted({k.removesuffix("_epoch") for k in m if k.startswith(("train/", "val/"))
+                        and not k.endswith("_step")} - set(self.columns))
+        row.update({k: m.get(f"{k}_epoch", m.get(k)) for k in extra})
+        append_row(self.csv_path, {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()},
+                   self.columns)
+        log.info(self.describe(row, trainer))
         plot_curves(self.csv_path, self.run_dir / "curves.png", self.curve_keys, self.curve_title)
 
     def describe(self, row: dict, trainer) -> str:
@@ -56,6 +59,27 @@ class EpochSummary(L.Callback):
                 f"val F1 {fmt(row['val/f1'])}  IoU {fmt(row['val/iou'])}  "
                 f"P {fmt(row['val/precision'])}  R {fmt(row['val/recall'])}  "
                 f"lr {row['lr']:.2e}  {row['seconds']}s")
+
+
+def append_row(path: Path, row: dict, leading: tuple[str, ...]) -> None:
+    """Append ROW to the CSV at PATH; a key the header lacks widens the file (earlier rows get empty cells)."""
+    rows: list[dict] = []
+    header = list(leading)
+    if path.exists():
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or leading)
+            rows = list(reader)
+    new = [k for k in row if k not in header]
+    if rows and not new:
+        with path.open("a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=header).writerow(row)
+        return
+    header += new
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header)
+        writer.writeheader()
+        writer.writerows([*rows, row])
 
 
 def fmt(v) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
 
 from defectkd.core.device import pick_accelerator, pick_precision
 from defectkd.engine.ddp import ShardRecord
@@ -40,7 +41,7 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
         accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
         precision=precision,
         max_epochs=cfg.epochs, max_time={"minutes": cfg.time_limit} if cfg.time_limit else None,
-        callbacks=callbacks, logger=False, default_root_dir=run_dir, num_sanity_val_steps=0,
+        callbacks=callbacks, logger=CSVLogger(run_dir, name="logs"), default_root_dir=run_dir, num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, len(train_dl))), deterministic=accelerator == "cpu",
         enable_model_summary=False, enable_progress_bar=interactive,
         gradient_clip_val=getattr(cfg, "grad_clip", 0.0) or None,

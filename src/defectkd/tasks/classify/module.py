@@ -120,13 +120,13 @@ class ClassifyDistillModule(DistillTerms, ClassifyModule):
                 value = self.feature_value(loss, pairs, s_feats, t_feats)
             else:
                 value = loss(logits, t_logits, y)
-            self.log(f"train/term{i}_{term['method']}", value, on_step=False, on_epoch=True, batch_size=x.shape[0])
+            self.log(f"train/term{i}_{term['method']}", value, on_step=True, on_epoch=True, batch_size=x.shape[0])
             distill = distill + term["weight"] * value
         total = self.hard_weight * hard + distill
         n = x.shape[0]
         self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
-        self.log("train/hard", hard, on_step=False, on_epoch=True, batch_size=n)
-        self.log("train/kd", distill, on_step=False, on_epoch=True, batch_size=n)
+        self.log("train/hard", hard, on_step=True, on_epoch=True, batch_size=n)
+        self.log("train/kd", distill, on_step=True, on_epoch=True, batch_size=n)
         return total
 
 

@@ -106,12 +106,12 @@ class DetectDistillModule(DistillTerms, DetectModule):
         distill = hard.new_zeros(())
         for i, (term, loss, pairs) in enumerate(zip(self.terms, self.distill_losses, self.pairs, strict=True)):
             value = self.feature_value(loss, pairs, s_feats, t_feats)
-            self.log(f"train/term{i}_{term['method']}", value, on_step=False, on_epoch=True, batch_size=n)
+            self.log(f"train/term{i}_{term['method']}", value, on_step=True, on_epoch=True, batch_size=n)
             distill = distill + term["weight"] * value
         total = self.hard_weight * hard + distill
         self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
-        self.log("train/hard", hard, on_step=False, on_epoch=True, batch_size=n)
-        self.log("train/kd", distill, on_step=False, on_epoch=True, batch_size=n)
+        self.log("train/hard", hard, on_step=True, on_epoch=True, batch_size=n)
+        self.log("train/kd", distill, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/cls", parts["classification"], on_step=False, on_epoch=True, batch_size=n)
         self.log("train/box", parts["bbox_regression"], on_step=False, on_epoch=True, batch_size=n)
         return total

@@ -135,13 +135,13 @@ class DistillModule(DistillTerms, SegmentModule):
             else:
                 value = sum(w * loss(heads[h].float(), self._teacher_logits(t_heads[self.head_map[h]], heads[h]), y)
                             for h, w in weights.items() if w > 0)
-            self.log(f"train/term{i}_{term['method']}", value, on_step=False, on_epoch=True, batch_size=x.shape[0])
+            self.log(f"train/term{i}_{term['method']}", value, on_step=True, on_epoch=True, batch_size=x.shape[0])
             distill = distill + term["weight"] * value
         loss = self.hard_weight * hard + distill
         n = x.shape[0]
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
-        self.log("train/hard", hard, on_step=False, on_epoch=True, batch_size=n)
-        self.log("train/kd", distill, on_step=False, on_epoch=True, batch_size=n)
+        self.log("train/hard", hard, on_step=True, on_epoch=True, batch_size=n)
+        self.log("train/kd", distill, on_step=True, on_epoch=True, batch_size=n)
         return self.finite_or_skip(loss)
 
     @staticmethod

@@ -24,10 +24,10 @@ log = logging.getLogger("defectkd")
 METRICS = ("precision", "recall", "f1", "iou", "ods_f1", "ois_f1", "f1_tol", "miou_2class")
 
 
-def run_kfold(cfg: BaseModel, k: int) -> dict:
-    """Train (or distil) once per fold with fold i held out for validation; aggregate the folds."""
+def run_kfold(task, cfg: BaseModel, k: int) -> dict:
+    """Train (or distil) once per fold with fold i held out for validation; aggregate the folds. `task` is the
+    task plug-in whose runs these are."""
     from defectkd.engine.fit import run
-    from defectkd.tasks import TASKS
 
     base = cfg.name or (f"{cfg.model}-{cfg.method}" if hasattr(cfg, "method") else cfg.model)
     configs = [cfg.model_copy(update={"folds": k, "fold": i}) for i in range(k)]
@@ -39,7 +39,7 @@ def run_kfold(cfg: BaseModel, k: int) -> dict:
         run_dir = parent / f"fold{i + 1}"
         run_dir.mkdir()
         try:
-            summary = run(TASKS[cfg.task], fold_cfg, run_dir=run_dir)
+            summary = run(task, fold_cfg, run_dir=run_dir)
         except DefectKDError:
             if i == 0:  # refused before anything was trained: leave no half-made run behind
                 shutil.rmtree(parent)

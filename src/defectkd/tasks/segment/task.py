@@ -125,7 +125,7 @@ class SegmentTask(Task):
     def kfold(self, cfg, k: int) -> dict:
         from defectkd.tasks.segment.kfold import run_kfold
 
-        return run_kfold(cfg, k)
+        return run_kfold(self, cfg, k)
 
     # verbs on weights
     def val(self, model, hp, weights, data, split, threshold, save_dir, project, progress, **options) -> dict:

@@ -21,8 +21,8 @@ def _fps(weights: str, size: int) -> float:
     return round(1.0 / statistics.median(measure_latency(model, size, repeats=10)), 1)
 
 
-def run_demo(api: ModuleType, project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size: int = 128, epochs: int = 12,
-             teacher: str = "unet-r50", teacher_epochs: int = 15, student: str = "mcff-l", T: float = 4.0,
+def run_demo(api: ModuleType, project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size: int = 128,
+             epochs: int = 12, teacher: str = "unet-r50", teacher_epochs: int = 15, student: str = "mcff-l", T: float = 4.0,
              alpha: float = 0.5, seed: int = 0, say: Callable[[str], None] = lambda _: None) -> dict:
     """Run every stage into a new runs/demo/<name>/ through the verbs of `api` (defectkd.api, which hands itself
     in, so this module sits under the API without importing it); returns the comparison rows and where things are."""

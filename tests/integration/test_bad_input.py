@@ -7,16 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import assert_one_line_error
+
 FAST = ["--epochs", "1", "--imgsz", "32", "--batch", "4", "workers=0", "precision=32"]
 
 
-def assert_one_line_error(r, *needles):
-    assert r.code == 2, (r.code, r.out, r.err)
-    lines = [line for line in r.err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.err
-    assert "Traceback" not in r.err
-    for needle in needles:
-        assert str(needle) in lines[0], (needle, lines[0])
 
 
 @pytest.fixture

@@ -16,16 +16,11 @@ import yaml
 from defectkd.core.checkpoint import DEPLOY_FORMAT
 from defectkd.models import build_model
 from defectkd.models.loading import load_checkpoint_model
+from tests.helpers import assert_one_line_error
 
 TINY = ["--epochs", "1", "--imgsz", "32", "--batch", "8", "workers=0", "precision=32", "width=0.25"]
 
 
-def assert_one_line_error(r, *needles):
-    assert r.code == 2, (r.code, r.out, r.err)
-    lines = [line for line in r.err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.err, r.err
-    for needle in needles:
-        assert str(needle) in lines[0], (needle, lines[0])
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,7 @@ import numpy as np
 import pytest
 
 from defectkd.data.corruptions import CORRUPTIONS, SEVERITIES
-
-
-def assert_one_line_error(r, *needles):
-    assert r.code == 2, (r.code, r.out, r.err)
-    lines = [line for line in r.err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.err
-    assert "Traceback" not in r.err
-    for needle in needles:
-        assert str(needle) in lines[0], (needle, lines[0])
+from tests.helpers import assert_one_line_error
 
 
 @pytest.fixture(scope="module")

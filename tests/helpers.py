@@ -1,0 +1,13 @@
+"""Assertions several test files share."""
+
+from __future__ import annotations
+
+
+def assert_one_line_error(r, *needles) -> None:
+    """A user-facing error: exit status 2, one line on stderr starting 'error: ', no traceback, every needle in it."""
+    assert r.code == 2, (r.code, r.out, r.err)
+    lines = [line for line in r.err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.err
+    assert "Traceback" not in r.err
+    for needle in needles:
+        assert str(needle) in lines[0], (needle, lines[0])

@@ -64,7 +64,8 @@ def table(schema: type[BaseModel], parent: type[BaseModel] | None = None) -> lis
 
 def render() -> str:
     lines = ["# Configuration reference", "",
-             "Generated from the pydantic schemas (`tasks/<task>/config.py`, on `core/config.py` and `distill/config.py`) by "
+             "Generated from the pydantic schemas (`tasks/<task>/config.py`, on `core/config.py` and "
+             "`distill/config.py`) by "
              "`python -m defectkd.config_docs > docs/configuration.md`; a test fails when this file is stale.", "",
              "Precedence: schema defaults < `--config FILE.yaml` < command-line options < `key=value` overrides. "
              "An unknown key or a badly typed value is refused in one line that names the key and where it came "

@@ -22,10 +22,10 @@ def _fps(weights: str, size: int) -> float:
 
 
 def run_demo(api: ModuleType, project: str | Path = "runs", n_train: int = 96, n_test: int = 32, size: int = 128,
-             epochs: int = 12, teacher: str = "unet-r50", teacher_epochs: int = 15, student: str = "mcff-l", T: float = 4.0,
-             alpha: float = 0.5, seed: int = 0, say: Callable[[str], None] = lambda _: None) -> dict:
-    """Run every stage into a new runs/demo/<name>/ through the verbs of `api` (defectkd.api, which hands itself
-    in, so this module sits under the API without importing it); returns the comparison rows and where things are."""
+             epochs: int = 12, teacher: str = "unet-r50", teacher_epochs: int = 15, student: str = "mcff-l",
+             T: float = 4.0, alpha: float = 0.5, seed: int = 0, say: Callable[[str], None] = lambda _: None) -> dict:
+    """Run every stage into a new runs/demo/<name>/ through the verbs of `api` (defectkd.api hands itself in, so
+    this module sits under the API without importing it); returns the comparison rows and where things are."""
     from defectkd.core.runs import new_run_dir
     from defectkd.tasks.segment.synthetic import write_synthetic_segment
 

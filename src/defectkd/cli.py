@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from defectkd import __version__
+from defectkd.cli_options import CONFIG, DISTILL, OVERRIDES, RESUME, RUN, TASK, options
 from defectkd.core.errors import ConfigError, DefectKDError
 
 app = typer.Typer(help="defectkd: distil defect-inspection models into fast edge students.",
@@ -133,50 +134,23 @@ def check_cmd(
         out.print(f"  {p['file']}: {p['message']}", highlight=False)
 
 
-# Options that train and distill share (one definition each, so both verbs say the same).
-TaskArg = Annotated[str, typer.Argument(help="segment, classify or detect")]
-OverridesArg = Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")]
-DataOpt = Annotated[str | None, typer.Option("--data", help="Data set folder.")]
-EpochsOpt = Annotated[int | None, typer.Option("--epochs")]
-ImgszOpt = Annotated[int | None, typer.Option("--imgsz", help="Training crop size.")]
-BatchOpt = Annotated[int | None, typer.Option("--batch")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config file.")]
-NameOpt = Annotated[str | None, typer.Option("--name", help="Run name (runs/<task>/<name>).")]
-SeedOpt = Annotated[int | None, typer.Option("--seed")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu or gpu.")]
-DevicesOpt = Annotated[int | None, typer.Option("--devices", help="Processes (CPU) or GPUs per node; >1: DDP.")]
-NumNodesOpt = Annotated[int | None, typer.Option("--num-nodes", help="Machines (launch with torchrun/SLURM).")]
-StrategyOpt = Annotated[str | None, typer.Option("--strategy", help="auto, ddp or ddp_spawn.")]
-ResumeOpt = Annotated[Path | None, typer.Option("--resume", help="Run folder or last.pt to continue.")]
-
-
 @app.command("train")
+@options(RUN)
 def train_cmd(
-    task: TaskArg,
-    overrides: OverridesArg = None,
-    data: DataOpt = None,
+    task: TASK,
+    overrides: OVERRIDES = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name (see `defectkd models`).")] = None,
-    epochs: EpochsOpt = None,
-    imgsz: ImgszOpt = None,
-    batch: BatchOpt = None,
-    config: ConfigOpt = None,
-    name: NameOpt = None,
-    seed: SeedOpt = None,
-    device: DeviceOpt = None,
-    devices: DevicesOpt = None,
-    num_nodes: NumNodesOpt = None,
-    strategy: StrategyOpt = None,
+    config: CONFIG = None,
     pretrained: Annotated[str | None, typer.Option("--pretrained", help="Local weights to start from.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Drop bad pairs instead of refusing.")] = False,
-    resume: ResumeOpt = None,
+    resume: RESUME = None,
+    options: dict | None = None,
 ) -> None:
     """Train a model; writes runs/<task>/<name>/ (config, weights/best.pt + last.pt, metrics.csv, curves)."""
     from defectkd.api import train
 
-    options = {"data": data, "model": model, "epochs": epochs, "imgsz": imgsz, "batch": batch, "name": name,
-               "seed": seed, "device": device, "pretrained": pretrained, "skip_bad": skip_bad or None,
-               "devices": devices, "num_nodes": num_nodes, "strategy": strategy}
-    summary = train(task, config=config, overrides=overrides, resume=resume, **options)
+    summary = train(task, config=config, overrides=overrides, resume=resume, model=model, pretrained=pretrained,
+                    skip_bad=skip_bad or None, **options)
     _print_summary(summary, "validation (best.pt, crack class)")
 
 
@@ -256,39 +230,24 @@ def _print_detect_metrics(m: dict, title: str) -> None:
 
 
 @app.command("distill")
+@options(RUN, DISTILL)
 def distill_cmd(
-    task: TaskArg,
-    overrides: OverridesArg = None,
-    teacher: Annotated[str | None, typer.Option("--teacher", help="Teacher run folder or weights.")] = None,
+    task: TASK,
+    overrides: OVERRIDES = None,
     student: Annotated[str | None, typer.Option("--student", help="Student model name.")] = None,
-    data: DataOpt = None,
-    method: Annotated[str | None, typer.Option("--method", help="kd, fitnet, at, cwd, mgd, dkd, pairwise, rfkd "
-                                                "(see `defectkd methods`).")] = None,
     feat: Annotated[list[str] | None, typer.Option("--feat", help="Feature pair student.path:teacher.path "
                                                    "(repeatable; see `defectkd layers`).")] = None,
     T: Annotated[float | None, typer.Option("--T", help="Temperature.")] = None,
     alpha: Annotated[float | None, typer.Option("--alpha", help="KD term weight (1-alpha: hard labels).")] = None,
-    soft_labels: Annotated[str | None, typer.Option("--soft-labels", help="Soft-label cache (offline KD).")] = None,
-    epochs: EpochsOpt = None,
-    imgsz: ImgszOpt = None,
-    batch: BatchOpt = None,
-    config: ConfigOpt = None,
-    name: NameOpt = None,
-    seed: SeedOpt = None,
-    device: DeviceOpt = None,
-    devices: DevicesOpt = None,
-    num_nodes: NumNodesOpt = None,
-    strategy: StrategyOpt = None,
-    resume: ResumeOpt = None,
+    config: CONFIG = None,
+    resume: RESUME = None,
+    options: dict | None = None,
 ) -> None:
     """Distil a teacher into a student: online (--teacher) or from cached soft labels (--soft-labels)."""
     from defectkd.api import distill
 
-    options = {"teacher": teacher, "model": student, "data": data, "method": method, "T": T, "alpha": alpha,
-               "feat": feat or None,
-               "soft_labels": soft_labels, "epochs": epochs, "imgsz": imgsz, "batch": batch, "name": name,
-               "seed": seed, "device": device, "devices": devices, "num_nodes": num_nodes, "strategy": strategy}
-    summary = distill(task, config=config, overrides=overrides, resume=resume, **options)
+    summary = distill(task, config=config, overrides=overrides, resume=resume, model=student, feat=feat or None, T=T,
+                      alpha=alpha, **options)
     _print_summary(summary, "validation (best.pt, crack class)")
 
 
@@ -326,28 +285,20 @@ def methods_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 
 
 @app.command("kfold")
+@options(RUN, DISTILL)
 def kfold_cmd(
     task: Annotated[str, typer.Argument(help="segment")],
-    overrides: OverridesArg = None,
+    overrides: OVERRIDES = None,
     k: Annotated[int, typer.Option("--k", help="Number of folds.")] = 5,
-    data: DataOpt = None,
     model: Annotated[str | None, typer.Option("--model", "--student", help="Model (student) name.")] = None,
-    teacher: Annotated[str | None, typer.Option("--teacher", help="Distil from this teacher in every fold.")] = None,
-    soft_labels: Annotated[str | None, typer.Option("--soft-labels", help="Distil from a soft-label cache.")] = None,
-    method: Annotated[str | None, typer.Option("--method", help="Distillation method (with a teacher).")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs")] = None,
-    imgsz: Annotated[int | None, typer.Option("--imgsz", help="Training crop size.")] = None,
-    batch: Annotated[int | None, typer.Option("--batch")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML config file.")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Run name (runs/<task>/<name>-kfold<k>).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    config: CONFIG = None,
+    options: dict | None = None,
 ) -> None:
-    """k-fold cross-validation of train (or distill, with --teacher/--soft-labels): mean +- std of every metric."""
+    """k-fold cross-validation of train (or distill, with --teacher/--soft-labels): mean +- std of every metric.
+    Runs go to runs/<task>/<name>-kfold<k>/."""
     from defectkd.api import kfold
 
-    options = {"data": data, "model": model, "teacher": teacher, "soft_labels": soft_labels, "method": method,
-               "epochs": epochs, "imgsz": imgsz, "batch": batch, "name": name, "seed": seed}
-    report = kfold(k, task, config=config, overrides=overrides, **options)
+    report = kfold(k, task, config=config, overrides=overrides, model=model, **options)
     rows = [{**r, "fold": str(r["fold"])} for r in report["folds"]]
     rows.append({"fold": "mean", **report["mean"]})
     rows.append({"fold": "std", **report["std"]})

@@ -48,18 +48,24 @@ def backend_kind(path: str | Path) -> str | None:
     return None
 
 
+def ort_session(path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+    """The one way defectkd opens an ONNX Runtime session: CPU unless told, `threads` intra-op threads (None:
+    ONNX Runtime's choice), one inter-op thread."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+
+
 class OrtBackend:
     name = "onnxruntime"
 
     def __init__(self, path: Path, threads: int | None = None, providers: list[str] | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
         self.path = path
-        self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        self.session = ort_session(path, threads, providers)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape)

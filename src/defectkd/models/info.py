@@ -6,7 +6,6 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -41,21 +40,16 @@ def count_macs_meta(model: torch.nn.Module, imgsz: int) -> int:
 def export_onnx_model(model: torch.nn.Module, path: str | Path, imgsz: int, opset: int = 17) -> Path:
     """A static (1, 3, imgsz, imgsz) ONNX export of `model`'s forward (the deployed head), as `defectkd export`
     writes it (TorchScript-based exporter), for speed measurements; no metadata, no parity check."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), (torch.zeros(1, 3, imgsz, imgsz),), str(path), input_names=["images"],
-                          output_names=["logits"], opset_version=opset, dynamo=False)
-    return Path(path)
+    from defectkd.models.onnx import write_onnx
+
+    return write_onnx(model, torch.zeros(1, 3, imgsz, imgsz), path, opset)
 
 
 def onnx_session(path: str | Path, threads: int):
     """An ONNX Runtime CPU session with `threads` intra-op threads, as `OnnxSegmenter` opens it."""
-    import onnxruntime as ort
+    from defectkd.deploy.backends import ort_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort_session(path, threads)
 
 
 def measure_onnx_latency(model: torch.nn.Module, imgsz: int, repeats: int = 10, warmup: int = 2,

@@ -16,6 +16,17 @@ from defectkd.core.errors import ExportError
 PARITY_TOLERANCE = 1e-4
 
 
+def write_onnx(module: torch.nn.Module, example: torch.Tensor, out: str | Path, opset: int,
+               outputs: tuple[str, ...] = ("logits",), dynamic_axes: dict | None = None) -> Path:
+    """The one call of the TorchScript-based exporter (a few seconds; static or dynamic H, W both exact, measured):
+    input `images`, the given output names."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (example,), str(out), input_names=["images"], output_names=list(outputs),
+                          opset_version=opset, dynamic_axes=dynamic_axes, dynamo=False)
+    return Path(out)
+
+
 def save_checked(proto, meta: dict, out: Path) -> None:
     """Write META into the graph's metadata_props, run onnx.checker (one-line ExportError) and save to OUT."""
     import onnx
@@ -36,18 +47,15 @@ def export_dense(model: torch.nn.Module, hp: dict, out: Path, imgsz: int, dynami
     """Write MODEL (logits NCHW, or NC when not `spatial_output`) to OUT and check it on `parity` (RGB uint8,
     name) to PARITY_TOLERANCE. `meta` adds to / replaces the default metadata (None values are dropped)."""
     import onnx
-    import onnxruntime as ort
+
+    from defectkd.deploy.backends import ort_session
 
     model = model.float().eval()
     example = torch.zeros(1, 3, imgsz, imgsz)
     axes = {"images": {0: "batch", 2: "height", 3: "width"},
             "logits": {0: "batch", 2: "height", 3: "width"} if spatial_output else {0: "batch"}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # The TorchScript-based exporter: a few seconds, static or dynamic H, W both exact (measured).
-        torch.onnx.export(model, (example,), str(out), input_names=["images"], output_names=["logits"],
-                          opset_version=opset, dynamic_axes=axes if dynamic else None, dynamo=False)
+    write_onnx(model, example, out, opset, dynamic_axes=axes if dynamic else None)
     proto = onnx.load(str(out))
     threshold = hp.get("config", {}).get("threshold", 0.5)
     full = {"model": hp["model_name"], "classes": model.classes, "threshold": threshold,
@@ -59,7 +67,7 @@ def export_dense(model: torch.nn.Module, hp: dict, out: Path, imgsz: int, dynami
     x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255)[None]
     with torch.no_grad():
         reference = model(x).numpy()
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    session = ort_session(out)
     result = session.run(None, {"images": x.numpy()})[0]
     diff = float(np.abs(result - reference).max())
     summary = {"file": str(out), "model": hp["model_name"], "imgsz": imgsz, "dynamic": dynamic, "opset": opset,

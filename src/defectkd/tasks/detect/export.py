@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +77,7 @@ def export_detector(model: torch.nn.Module, hp: dict, out: Path, imgsz: int | No
     from defectkd.core.errors import ExportError
     from defectkd.deploy.detect import OnnxDetector
     from defectkd.models.detect import ExportHead
-    from defectkd.models.onnx import save_checked
+    from defectkd.models.onnx import save_checked, write_onnx
     from defectkd.tasks.detect.evaluate import model_class_names
 
     if imgsz is not None:
@@ -91,11 +90,7 @@ def export_detector(model: torch.nn.Module, hp: dict, out: Path, imgsz: int | No
     axes = {"images": {0: "batch", 2: "height", 3: "width"}, "cls_logits": {0: "batch", 1: "anchors"},
             "bbox_regression": {0: "batch", 1: "anchors"}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(ExportHead(model).eval(), (torch.zeros(1, 3, side, side),), str(out), input_names=["images"],
-                          output_names=["cls_logits", "bbox_regression"], opset_version=opset, dynamic_axes=axes,
-                          dynamo=False)
+    write_onnx(ExportHead(model), torch.zeros(1, 3, side, side), out, opset, ("cls_logits", "bbox_regression"), axes)
     proto = onnx.load(str(out))
     threshold = float(config.get("threshold", 0.25))
     meta = {"model": hp["model_name"], "task": "detect", "classes": model.classes,

@@ -11,21 +11,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from defectkd import __version__
 from defectkd.cli_options import CONFIG, DISTILL, OVERRIDES, RESUME, RUN, TASK, options
+from defectkd.cli_print import CHECK, VAL, err, out, print_summary, table
 from defectkd.core.errors import ConfigError, DefectKDError
 
 app = typer.Typer(help="defectkd: distil defect-inspection models into fast edge students.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Create and check data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-_WIDTH = None if sys.stdout.isatty() else 140  # logs and pipes get full tables, not 80 columns
-out = Console(width=_WIDTH)
-err = Console(stderr=True, width=_WIDTH)
 
 
 def _version(value: bool) -> None:
@@ -41,23 +36,6 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
     from defectkd.core.log import setup_logging
 
     setup_logging()
-
-
-def _table(title: str, rows: list[dict], columns: list[str]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*[escape(_fmt(row.get(col))) for col in columns])  # "defectkd[openvino]" is not markup
-    return table
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    if isinstance(v, int) and v >= 10_000:
-        return f"{v / 1e6:.3f} M"
-    return "-" if v is None else str(v)
 
 
 def _progress(total: int | None, what: str):
@@ -78,7 +56,7 @@ def models_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
         print(json.dumps(rows, indent=1))
         return
     shown = [{**r, "GMACs@448": f"{r['gmacs_448']:.2f}"} for r in rows]
-    out.print(_table("defectkd models", shown, ["name", "task", "role", "parameters", "GMACs@448", "output"]))
+    out.print(table("defectkd models", shown, ["name", "task", "role", "parameters", "GMACs@448", "output"]))
 
 
 @data_app.command("synth")
@@ -116,22 +94,7 @@ def check_cmd(
     if as_json:
         print(json.dumps(report, indent=1))
         return
-    if report.get("task") == "classify":
-        _print_classify_check(report)
-        return
-    if report.get("task") == "detect":
-        _print_detect_check(report)
-        return
-    out.print(f"[bold]{report['path']}[/]  layout: {report['layout']}")
-    rows = [{"split": k, **v} for k, v in report["splits"].items()]
-    out.print(_table("pairs", rows, ["split", "pairs", "unlabelled"]))
-    out.print(f"image sizes: {report['image_sizes']}", highlight=False)
-    cf = report["crack_fraction"]
-    out.print(f"crack-pixel fraction: mean {cf['mean']:.4f}, min {cf['min']:.4f}, max {cf['max']:.4f}")
-    problems = report["problems"]
-    out.print(f"problems: {len(problems)}" + ("" if problems else " (all pairs valid)"))
-    for p in problems:
-        out.print(f"  {p['file']}: {p['message']}", highlight=False)
+    CHECK[report.get("task", "segment")](report)
 
 
 @app.command("train")
@@ -151,82 +114,7 @@ def train_cmd(
 
     summary = train(task, config=config, overrides=overrides, resume=resume, model=model, pretrained=pretrained,
                     skip_bad=skip_bad or None, **options)
-    _print_summary(summary, "validation (best.pt, crack class)")
-
-
-def _print_summary(summary: dict, title: str) -> None:
-    """The final table of a run: the model (and the teacher, for distillation) on the validation images."""
-    if summary.get("secondary"):  # a DDP worker process: the primary one prints the table
-        return
-    rows = [{"model": summary["model"], "role": "student" if "teacher" in summary else "model",
-             "parameters": summary.get("parameters"), "epochs": summary["epochs_run"], **summary["val"]}]
-    if "teacher" in summary:
-        t = summary["teacher"]
-        rows.append({"model": t["model"], "role": "teacher", "parameters": t["parameters"], **(t["val"] or {})})
-    if summary.get("task") == "detect":
-        out.print(_table("validation (best.pt; COCO mAP 0.5:0.95, mAP 0.5, recall at 100)", rows,
-                         ["model", "role", "parameters", "epochs", "images", "map", "map_50", "map_75", "mar_100"]))
-        out.print(f"run saved to {summary['run']} (pr_curve.png, examples/; student-only deploy file: "
-                  f"{summary['deploy']})", highlight=False, soft_wrap=True)
-        return
-    if summary.get("task") == "classify":
-        out.print(_table("validation (best.pt; precision, recall, F1: macro over classes)", rows,
-                         ["model", "role", "parameters", "epochs", "images", "accuracy", "precision", "recall", "f1"]))
-        out.print(f"run saved to {summary['run']} (confusion.png; student-only deploy file: {summary['deploy']})",
-                  highlight=False)
-        return
-    out.print(_table(title, rows, ["model", "role", "parameters", "epochs", "precision", "recall", "f1", "iou",
-                                   "ods_f1", "ois_f1", "f1_tol"]))
-    out.print(f"run saved to {summary['run']} (student-only deploy file: {summary['deploy']})", highlight=False)
-
-
-def _print_classify_check(report: dict) -> None:
-    """`data check` of a classification set: classes x splits, sizes, problems."""
-    out.print(f"[bold]{report['path']}[/]  layout: {report['layout']}  classes: {len(report['classes'])}")
-    splits = list(report["splits"])
-    rows = [{"class": c, **{s: report["splits"][s]["per_class"].get(c, 0) for s in splits}}
-            for c in report["classes"]]
-    rows.append({"class": "total", **{s: report["splits"][s]["images"] for s in splits}})
-    out.print(_table("images per class and split", rows, ["class", *splits]))
-    out.print(f"image sizes: {report['image_sizes']}", highlight=False)
-    problems = report["problems"]
-    out.print(f"problems: {len(problems)}" + ("" if problems else " (all images readable)"))
-    for p in problems:
-        out.print(f"  {p['file']}: {p['message']}", highlight=False)
-
-
-def _print_classify_metrics(m: dict, title: str) -> None:
-    out.print(_table(f"{title} (precision, recall, F1: macro over classes)", [m],
-                     ["images", "accuracy", "precision", "recall", "f1"]))
-    rows = [{"class": name, **v} for name, v in m["per_class"].items()]
-    out.print(_table("per class", rows, ["class", "support", "precision", "recall", "f1"]))
-
-
-def _print_detect_check(report: dict) -> None:
-    """`data check` of a detection set: boxes per class and split, images, background images, problems."""
-    out.print(f"[bold]{report['path']}[/]  layout: {report['layout']}  classes: {len(report['classes'])}")
-    splits = list(report["splits"])
-    rows = [{"class": c, **{s: report["splits"][s]["per_class"].get(c, 0) for s in splits}}
-            for c in report["classes"]]
-    rows.append({"class": "boxes", **{s: report["splits"][s]["boxes"] for s in splits}})
-    rows.append({"class": "images", **{s: report["splits"][s]["images"] for s in splits}})
-    rows.append({"class": "background images", **{s: report["splits"][s]["background_images"] for s in splits}})
-    out.print(_table("boxes per class and split", rows, ["class", *splits]))
-    out.print(f"image sizes: {report['image_sizes']}; box areas (COCO): {report['box_areas']}", highlight=False)
-    out.print(f"boxes outside the image: {report['boxes_clipped']} clipped, {report['boxes_dropped']} dropped",
-              highlight=False)
-    problems = report["problems"]
-    out.print(f"problems: {len(problems)}" + ("" if problems else " (all images and annotations readable)"))
-    for p in problems:
-        out.print(f"  {p['file']}: {p['message']}" + ("" if p["blocking"] else " (not blocking)"), highlight=False)
-
-
-def _print_detect_metrics(m: dict, title: str) -> None:
-    out.print(_table(f"{title} (COCO AP; -1: nothing to measure)", [m],
-                     ["images", "boxes", "map", "map_50", "map_75", "map_small", "map_medium", "map_large",
-                      "mar_100"]))
-    rows = [{"class": name, **v} for name, v in m["per_class"].items()]
-    out.print(_table("per class", rows, ["class", "boxes", "ap", "ap_50", "ar_100"]))
+    print_summary(summary, "validation (best.pt, crack class)")
 
 
 @app.command("distill")
@@ -248,7 +136,7 @@ def distill_cmd(
 
     summary = distill(task, config=config, overrides=overrides, resume=resume, model=student, feat=feat or None, T=T,
                       alpha=alpha, **options)
-    _print_summary(summary, "validation (best.pt, crack class)")
+    print_summary(summary, "validation (best.pt, crack class)")
 
 
 @app.command("layers")
@@ -267,7 +155,7 @@ def layers_cmd(
         return
     for row in rows:
         row["default"] = "default" if row["default"] else ""
-    out.print(_table(f"{model}: module outputs for a 1x3x{imgsz}x{imgsz} input", rows,
+    out.print(table(f"{model}: module outputs for a 1x3x{imgsz}x{imgsz} input", rows,
                      ["path", "type", "shape", "parameters", "default"]))
 
 
@@ -280,7 +168,7 @@ def methods_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    out.print(_table("distillation methods (--method)", rows, ["method", "terms", "T", "alpha", "noisy_fraction",
+    out.print(table("distillation methods (--method)", rows, ["method", "terms", "T", "alpha", "noisy_fraction",
                                                                 "description"]))
 
 
@@ -302,7 +190,7 @@ def kfold_cmd(
     rows = [{**r, "fold": str(r["fold"])} for r in report["folds"]]
     rows.append({"fold": "mean", **report["mean"]})
     rows.append({"fold": "std", **report["std"]})
-    out.print(_table(f"{report['k']}-fold cross-validation of {report['model']} (validation fold, crack class)",
+    out.print(table(f"{report['k']}-fold cross-validation of {report['model']} (validation fold, crack class)",
                      rows, ["fold", "epochs", *report["mean"]]))
     out.print(f"folds, kfold.csv, kfold.json and kfold.png saved to {report['run']}", highlight=False)
 
@@ -348,19 +236,7 @@ def val_cmd(
     if as_json:
         print(json.dumps(result, indent=1))
         return
-    if result.get("task") == "classify":
-        _print_classify_metrics(result["metrics"], f"{result['model']} on {data}, split {split}")
-        out.print(f"metrics.json and confusion.png saved to {result['save_dir']}", highlight=False)
-        return
-    if result.get("task") == "detect":
-        _print_detect_metrics(result["metrics"], f"{result['model']} on {data}, split {split}")
-        out.print(f"metrics.json, pr_curve.png and examples/ saved to {result['save_dir']}", highlight=False)
-        return
-    m = result["metrics"]
-    out.print(_table(f"{result['model']} on {data}, split {split}, threshold {result['threshold']}", [m],
-                     ["images", "precision", "recall", "f1", "iou", "f1_mean_img", "miou_2class", "ods_f1",
-                      "ois_f1", "ods_f1_tol", "ois_f1_tol"]))
-    out.print(f"metrics and overlays saved to {result['save_dir']}", highlight=False)
+    VAL[result.get("task", "segment")](result, data, split)
 
 
 @app.command("export")
@@ -392,7 +268,7 @@ def export_cmd(
     from defectkd.api import export, export_formats
 
     if list_formats:
-        out.print(_table("export formats", export_formats(),
+        out.print(table("export formats", export_formats(),
                          ["format", "aliases", "suffix", "devices", "options", "status"]))
         return
     if weights is None:
@@ -407,7 +283,7 @@ def export_cmd(
               f"{r['size_mb']} MB, opset {r['opset']}, {shape}); onnx.checker passed", highlight=False, soft_wrap=True)
     out.print(f"ONNX Runtime vs PyTorch on {r['parity_image']}: max abs difference of logits "
               f"{r['max_abs_diff']:.2e} (limit {r['tolerance']:g})", highlight=False, soft_wrap=True)
-    if r.get("task") == "detect" and "boxes" in r:
+    if "boxes" in r:  # a detector: its boxes checked too
         out.print(f"boxes (numpy post-processing vs torchvision, score >= {r['threshold']:g}): {r['boxes']} boxes, "
                   f"max abs difference {r['box_max_abs_diff']:.2e} px (limit {r['box_tolerance']:g})",
                   highlight=False, soft_wrap=True)
@@ -444,7 +320,7 @@ def benchmark_cmd(
                       progress=lambda what: status.update(f"benchmark: {what}"))
     title = (f"{r['model']}: {r['metric']} on {r['images']} {r['split']} images, {r['imgsz']} px, "
              f"{r['threads']} threads")
-    out.print(_table(title, r["rows"], ["format", "status", "size_mb", "metric", "ms_per_image", "fps"]))
+    out.print(table(title, r["rows"], ["format", "status", "size_mb", "metric", "ms_per_image", "fps"]))
     out.print(f"saved {r['save_dir']}/benchmark.csv, benchmark.md, benchmark.json", highlight=False)
 
 
@@ -508,7 +384,7 @@ def predict_cmd(
         row = {"source": source, "frames": seen["n"], "mean crack_ratio": seen["ratio_sum"] / n,
                "max crack_ratio": seen["ratio_max"], "mean inference_ms": round(seen["infer_ms"] / n, 2),
                "FPS (last 30)": seen["fps"]}
-        out.print(_table(f"predict ({result['runtime']}, {result['source']['kind']})", [row], list(row)))
+        out.print(table(f"predict ({result['runtime']}, {result['source']['kind']})", [row], list(row)))
         if result["save_dir"]:
             out.print(f"overlay video {result['video']} and predictions.jsonl saved to {result['save_dir']}",
                       highlight=False, soft_wrap=True)
@@ -519,7 +395,7 @@ def predict_cmd(
                  + (" ..." if r["count"] > 4 else ""),
                  "inference_ms": r["times_ms"]["inference_ms"], "total_ms": r["times_ms"]["total_ms"]}
                 for r in result["results"]]
-        out.print(_table(f"predict ({result['runtime']}, score >= {result['results'][0]['threshold']:g})", rows,
+        out.print(table(f"predict ({result['runtime']}, score >= {result['results'][0]['threshold']:g})", rows,
                          list(rows[0])))
         if result["save_dir"]:
             out.print(f"overlays and predictions.jsonl saved to {result['save_dir']}", highlight=False)
@@ -528,7 +404,7 @@ def predict_cmd(
         rows = [{"image": Path(r["image"]).name, "class": r["class"], "score": r["score"],
                  "inference_ms": r["times_ms"]["inference_ms"], "total_ms": r["times_ms"]["total_ms"]}
                 for r in result["results"]]
-        out.print(_table(f"predict ({result['runtime']})", rows, list(rows[0])))
+        out.print(table(f"predict ({result['runtime']})", rows, list(rows[0])))
         if result["save_dir"]:
             out.print(f"predictions.jsonl saved to {result['save_dir']}", highlight=False)
         return
@@ -536,7 +412,7 @@ def predict_cmd(
              "cracks": r["cracks"], "longest_crack_px": r["longest_crack_px"],
              "inference_ms": r["times_ms"]["inference_ms"], "total_ms": r["times_ms"]["total_ms"]}
              for r in result["results"]]
-    out.print(_table(f"predict ({result['runtime']})", rows, list(rows[0])))
+    out.print(table(f"predict ({result['runtime']})", rows, list(rows[0])))
     if result["save_dir"]:
         out.print(f"masks, overlays and predictions.jsonl saved to {result['save_dir']}", highlight=False)
 
@@ -584,10 +460,10 @@ def receive_cmd(
         print(json.dumps(stats, indent=1))
         return
     keys = ["received", "stored", "malformed", "dropped_oversize", "refused_curve"]
-    out.print(_table(f"receive {stats['endpoint']}", [{k: stats[k] for k in keys}], keys))
+    out.print(table(f"receive {stats['endpoint']}", [{k: stats[k] for k in keys}], keys))
     rows = [{"device": d, **v} for d, v in stats["devices"].items()]
     if rows:
-        out.print(_table("devices", rows, ["device", "stored", "last_frame", "sender_dropped"]))
+        out.print(table("devices", rows, ["device", "stored", "last_frame", "sender_dropped"]))
 
 
 @app.command("keys")
@@ -620,7 +496,7 @@ def info_cmd(
         return
     columns = ["model", "role", "parameters", "gmacs", "gflops", "latency_ms_median", "fps", "ort_latency_ms_median",
                "ort_fps", "threads"]
-    out.print(_table(f"{model} at {imgsz}x{imgsz}", [result], columns))
+    out.print(table(f"{model} at {imgsz}x{imgsz}", [result], columns))
 
 
 @app.command("demo")
@@ -636,7 +512,7 @@ def demo_cmd(
 
     result = demo(epochs=epochs, teacher_epochs=teacher_epochs, teacher=teacher, student=student,
                   say=lambda text: err.print(text, highlight=False))
-    out.print(_table("demo: held-out synthetic test split (crack class)", result["rows"],
+    out.print(table("demo: held-out synthetic test split (crack class)", result["rows"],
                      ["model", "runtime", "parameters", "f1", "iou", "fps"]))
     out.print(f"distillation gain over the student alone: {result['kd_gain_f1']:+.4f} F1; "
               f"ONNX parity {result['onnx']['max_abs_diff']:.1e}", highlight=False)
@@ -701,7 +577,7 @@ def robustness_cmd(
     rows = [{"weights": m["label"], "clean Dice": m["clean_dice"], "mDS": m["mDS"], **m["per_corruption"]}
             for m in report["models"]]
     title = f"robustness on {data}, split {split}, {report['images']} images (crack Dice)"
-    out.print(_table(title, rows, list(rows[0])))
+    out.print(table(title, rows, list(rows[0])))
     out.print(f"robustness.csv, robustness.json and robustness.png saved to {report['save_dir']}", highlight=False)
 
 

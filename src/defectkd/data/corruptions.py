@@ -20,8 +20,14 @@ severity (1 = mild .. 5 = severe); only positions, noise values and directions a
 
 brightness-contrast computes out = (img - 127.5) x (1 - c) + 127.5 + b x 255 (clipped); crack-texture
 draws the random walks of `data.synthetic` (1-2 px, with branches), a distractor a model must not
-segment. All but crack-texture are albumentations transforms (SaltAndPepper, GaussNoise,
-GaussianBlur, MotionBlur, ImageCompression, RandomBrightnessContrast) with the ranges pinned.
+segment. gaussian-blur and jpeg are torchvision.transforms.v2.functional (gaussian_blur with a
+2 x int(3.5 sigma) + 1 kernel, jpeg); the others are small numpy/OpenCV code where torchvision has no such
+operation or cannot draw from a per-image seed: salt/pepper set exactly int(H x W x amount) pixels
+(numpy `choice` without replacement), gaussian-noise adds numpy normal noise, motion-blur filters with a
+centred line kernel (cv2.filter2D, reflected borders), brightness-contrast is a 256-entry lookup table.
+All but gaussian-noise and jpeg give the pixels the albumentations 2.0.8 suite gave for the same seed (gaussian-blur
+up to +-1 on a few pixels in 10^5); gaussian-noise draws other noise of the same std, and jpeg now encodes the
+image as RGB (albumentations passed RGB to OpenCV as BGR, which swaps the chroma weights; about 1 grey level).
 
 `NoisyMix` corrupts a share `p` of training images with a random corruption and severity (the
 RFKD recipe: clean:noisy 2:1 with pepper, salt, crack-texture and gaussian-blur).

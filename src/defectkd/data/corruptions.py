@@ -37,12 +37,14 @@ RFKD recipe: clean:noisy 2:1 with pepper, salt, crack-texture and gaussian-blur)
 from __future__ import annotations
 
 import math
+import random
 import zlib
 from collections.abc import Iterable, Sequence
 
-import albumentations as A
 import cv2
 import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
 
 from defectkd.core.errors import ConfigError, DataError
 
@@ -60,6 +62,7 @@ CONTRAST_DROP = (0.2, 0.35, 0.5, 0.6, 0.7)
 BRIGHTNESS_SHIFT = (0.05, 0.1, 0.15, 0.2, 0.25)
 CRACK_LINES = (1, 2, 3, 5, 8)
 CRACK_DARKENING = (0.25, 0.3, 0.35, 0.4, 0.45)
+SALT_SHARE = {"salt": 1.0, "pepper": 0.0, "salt-pepper": 0.5}
 
 
 def _check(name: str, severity: int) -> None:
@@ -69,25 +72,71 @@ def _check(name: str, severity: int) -> None:
         raise ConfigError(f"corruption severity {severity!r} not in {', '.join(map(str, SEVERITIES))}")
 
 
-def _albumentations(name: str, severity: int) -> A.BasicTransform:
-    """The albumentations transform of a corruption with its parameters pinned to one severity."""
-    k = severity - 1
-    if name in ("salt", "pepper", "salt-pepper"):
-        share = {"salt": 1.0, "pepper": 0.0, "salt-pepper": 0.5}[name]
-        return A.SaltAndPepper(amount=(NOISE_AMOUNT[k],) * 2, salt_vs_pepper=(share, share), p=1.0)
-    if name == "gaussian-noise":
-        return A.GaussNoise(std_range=(NOISE_STD[k],) * 2, per_channel=True, p=1.0)
-    if name == "gaussian-blur":
-        return A.GaussianBlur(blur_limit=0, sigma_limit=(BLUR_SIGMA[k],) * 2, p=1.0)
-    if name == "motion-blur":
-        return A.MotionBlur(blur_limit=(MOTION_KERNEL[k],) * 2, allow_shifted=False, direction_range=(0.0, 0.0),
-                            p=1.0)
-    if name == "jpeg":
-        return A.ImageCompression(compression_type="jpeg", quality_range=(JPEG_QUALITY[k],) * 2, p=1.0)
-    raise AssertionError(name)
+def brightness_contrast(image: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """uint8 `image` x `alpha` + `beta` (grey levels), clipped to 0..255 and truncated, through a 256-entry lookup
+    table. torchvision's adjust_contrast blends towards the image's mean grey and its adjust_brightness only
+    multiplies, so neither is this map (the one the training augmentations and brightness-contrast use)."""
+    lut = np.clip(np.arange(256, dtype=np.float32) * alpha + beta, 0, 255).astype(np.uint8)
+    return cv2.LUT(np.ascontiguousarray(image), lut)
 
 
-_TRANSFORMS: dict[tuple[str, int], A.BasicTransform] = {}
+def _chw(image: np.ndarray) -> torch.Tensor:
+    """(H, W, C) array as a (C, H, W) tensor sharing its memory (copied only if read-only or not contiguous)."""
+    return torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1)
+
+
+def _hwc(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.permute(1, 2, 0).numpy())
+
+
+def _salt_pepper(image: np.ndarray, amount: float, salt_share: float, seed: int) -> np.ndarray:
+    """Exactly int(H x W x amount) distinct pixels, the first int(n x salt_share) of them white, the rest black
+    (all channels). Torchvision has no impulse noise; kornia's draws each pixel independently (no exact count)."""
+    h, w = image.shape[:2]
+    n = int(h * w * amount)
+    n_salt = int(n * salt_share)
+    hit = np.random.default_rng(seed).choice(h * w, size=n, replace=False)
+    out = image.copy()
+    flat = out.reshape(h * w, -1)
+    flat[hit[:n_salt]] = 255
+    flat[hit[n_salt:]] = 0
+    return out
+
+
+def _gaussian_noise(image: np.ndarray, std: float, seed: int) -> np.ndarray:
+    """Additive per-pixel, per-channel N(0, (std x 255)^2) noise from a numpy generator seeded per image
+    (torchvision's gaussian_noise draws from torch's global generator, which a per-image seed cannot own).
+    The noise is cut to whole grey levels towards zero, as albumentations did: 0.4 grey levels under the
+    nominal std (9.8 instead of 10.2 at severity 1), the strength the suite has always had."""
+    noise = np.trunc(np.random.default_rng(seed).normal(0.0, std * 255.0, image.shape))
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def _motion_kernel(size: int, angle: float) -> np.ndarray:
+    """A centred line `size` px long at `angle` degrees, normalised to sum 1 (albumentations' MotionBlur kernel)."""
+    kernel = np.zeros((size, size), np.float32)
+    t = np.linspace(-(size // 2), size // 2, size)
+    rad = np.deg2rad(angle)
+    x = np.clip(np.round(size // 2 + np.cos(rad) * t), 0, size - 1).astype(int)
+    y = np.clip(np.round(size // 2 + np.sin(rad) * t), 0, size - 1).astype(int)
+    kernel[y, x] = 1
+    return kernel / kernel.sum()
+
+
+def _motion_blur(image: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Line-kernel blur in a direction drawn from `seed` (cv2.filter2D, reflected borders). Torchvision has no
+    motion blur and kornia's anti-aliased kernel is a different one; this is the kernel the suite always used."""
+    angle = random.Random(seed).uniform(0, 360)  # the draw albumentations made from the same seed
+    return cv2.filter2D(image, -1, _motion_kernel(size, angle), borderType=cv2.BORDER_REFLECT_101)
+
+
+def _gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    size = int(sigma * 3.5) * 2 + 1  # PIL's (and albumentations') kernel size for a sigma
+    return _hwc(TF.gaussian_blur(_chw(image), [size, size], [sigma, sigma]))
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    return _hwc(TF.jpeg(_chw(image), quality))
 
 
 def _crack_texture(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
@@ -111,20 +160,23 @@ def corrupt(image: np.ndarray, name: str, severity: int, seed: int = 0) -> np.nd
     _check(name, severity)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise DataError(f"corrupt: expected an RGB uint8 H x W x 3 image, got {image.dtype} {image.shape}")
-    if name == "crack-texture":
-        return _crack_texture(image, severity, np.random.default_rng(seed))
+    k = severity - 1
+    if name in SALT_SHARE:
+        return _salt_pepper(image, NOISE_AMOUNT[k], SALT_SHARE[name], seed)
+    if name == "gaussian-noise":
+        return _gaussian_noise(image, NOISE_STD[k], seed)
+    if name == "gaussian-blur":
+        return _gaussian_blur(image, BLUR_SIGMA[k])
+    if name == "motion-blur":
+        return _motion_blur(image, MOTION_KERNEL[k], seed)
+    if name == "jpeg":
+        return _jpeg(image, JPEG_QUALITY[k])
     if name == "brightness-contrast":
-        k = severity - 1
         sign = 1.0 if np.random.default_rng(seed).random() < 0.5 else -1.0
         c, b = CONTRAST_DROP[k], sign * BRIGHTNESS_SHIFT[k]
-        # albumentations: img x (1 + contrast) + brightness x 255; the c / 2 recentres the contrast on grey 127.5
-        transform = A.RandomBrightnessContrast(brightness_limit=(b + c / 2,) * 2, contrast_limit=(-c, -c), p=1.0)
-    else:
-        transform = _TRANSFORMS.get((name, severity))
-        if transform is None:
-            transform = _TRANSFORMS[(name, severity)] = _albumentations(name, severity)
-    transform.set_random_seed(seed)
-    return transform(image=np.ascontiguousarray(image))["image"]
+        # img x (1 - c) + (b + c / 2) x 255 = (img - 127.5) x (1 - c) + 127.5 + b x 255
+        return brightness_contrast(image, 1.0 - c, (b + c / 2) * 255)
+    return _crack_texture(image, severity, np.random.default_rng(seed))
 
 
 def corruption_seed(seed: int, key: str, name: str, severity: int) -> int:

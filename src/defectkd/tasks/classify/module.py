@@ -14,12 +14,12 @@ teacher layer) pairs, tapped with FeatureTaps.
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 from torch import nn
 
 from defectkd.distill import build_loss
 from defectkd.distill.terms import DistillTerms, try_loss
+from defectkd.engine.module import TrainModule
 from defectkd.engine.optim import configure_optimizers
 from defectkd.models import build_model
 from defectkd.tasks.classify.metrics import ClassificationMetrics
@@ -27,7 +27,7 @@ from defectkd.tasks.classify.metrics import ClassificationMetrics
 PROBE_SIZE = 64
 
 
-class ClassifyModule(L.LightningModule):
+class ClassifyModule(TrainModule):
     """One classifier on hard labels; logs val/accuracy and macro val/precision, val/recall, val/f1."""
 
     def __init__(self, model_name: str, model_kwargs: dict, config: dict, pretrained: str | None = None) -> None:
@@ -48,7 +48,7 @@ class ClassifyModule(L.LightningModule):
         x, y, _ = batch
         loss = self.criterion(self.model(self._to_memory_format(x)).float(), y)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
-        return loss
+        return self.finite_or_skip(loss)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y, _ = batch
@@ -127,7 +127,7 @@ class ClassifyDistillModule(DistillTerms, ClassifyModule):
         self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/hard", hard, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/kd", distill, on_step=True, on_epoch=True, batch_size=n)
-        return total
+        return self.finite_or_skip(total)
 
 
 __all__ = ["ClassifyDistillModule", "ClassifyModule"]

@@ -12,11 +12,11 @@ The teacher sees the same (augmented) images and runs its transform + backbone o
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 from torch import nn
 
 from defectkd.distill.terms import DistillTerms
+from defectkd.engine.module import TrainModule
 from defectkd.engine.optim import configure_optimizers
 from defectkd.models import build_model
 from defectkd.tasks.detect.metrics import DetectionMetrics
@@ -25,7 +25,7 @@ PROBE_SIZE = 64
 LOGGED = ("map", "map_50", "map_75", "mar_100")
 
 
-class DetectModule(L.LightningModule):
+class DetectModule(TrainModule):
     """One detector on boxes; logs train/loss (= focal + box), val/map, val/map_50, val/map_75, val/mar_100."""
 
     def __init__(self, model_name: str, model_kwargs: dict, config: dict, pretrained: str | None = None) -> None:
@@ -49,7 +49,7 @@ class DetectModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/cls", parts["classification"], on_step=False, on_epoch=True, batch_size=n)
         self.log("train/box", parts["bbox_regression"], on_step=False, on_epoch=True, batch_size=n)
-        return loss
+        return self.finite_or_skip(loss)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         images, targets, _ = batch
@@ -114,7 +114,7 @@ class DetectDistillModule(DistillTerms, DetectModule):
         self.log("train/kd", distill, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/cls", parts["classification"], on_step=False, on_epoch=True, batch_size=n)
         self.log("train/box", parts["bbox_regression"], on_step=False, on_epoch=True, batch_size=n)
-        return total
+        return self.finite_or_skip(total)
 
 
 __all__ = ["DetectDistillModule", "DetectModule"]

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 
 from defectkd.core.errors import TrainingError
+from defectkd.engine.module import TrainModule
 from defectkd.engine.optim import configure_optimizers
 from defectkd.models import build_model, crack_probability
 from defectkd.tasks.segment.losses import build_segment_loss
 from defectkd.tasks.segment.metrics import SegmentationMetrics
 
-MAX_SKIPPED_STEPS = 20
 
-
-class SegmentModule(L.LightningModule):
+class SegmentModule(TrainModule):
     """Trains one model on hard labels: main head weight 1, auxiliary heads `aux_weight`."""
 
     def __init__(self, model_name: str, model_kwargs: dict, config: dict, pretrained: str | None = None) -> None:
@@ -41,17 +39,6 @@ class SegmentModule(L.LightningModule):
                 loss = loss + self.cfg["aux_weight"] * self.criterion(logits.float(), y)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
         return self.finite_or_skip(loss)
-
-    def finite_or_skip(self, loss: torch.Tensor) -> torch.Tensor | None:
-        """A non-finite loss would poison every weight through the optimiser: skip that step (Lightning
-        skips when training_step returns None) and give up with one clear line if it keeps happening."""
-        if torch.isfinite(loss):
-            return loss
-        self.skipped_steps = getattr(self, "skipped_steps", 0) + 1
-        if self.skipped_steps > MAX_SKIPPED_STEPS:
-            raise TrainingError(f"training diverged: {self.skipped_steps} steps with a non-finite loss by epoch "
-                                f"{self.current_epoch + 1}; lower lr, or set precision=32 or grad_clip=1")
-        return None
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y, _ = batch

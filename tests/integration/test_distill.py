@@ -106,7 +106,10 @@ def test_feature_method_run_trains_adapters_but_deploys_the_student_only(tmp_pat
     assert any(k.startswith("distill_losses.0.0.regressor") for k in ckpt["state_dict"])  # trained with the student
     deploy = torch.load(run / "weights" / "deploy.pt", weights_only=True)
     assert set(deploy["state_dict"]) == set(build_model("mcff-l").state_dict())  # and dropped at export
-    assert "train/term0_fitnet" not in (run / "metrics.csv").read_text().splitlines()[0]  # csv keeps its columns
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/hard", "train/kd", "train/term0_fitnet"} <= set(header)  # each term's size, every epoch
+    steps = (run / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/term0_fitnet_step", "train/term0_fitnet_epoch", "train/loss_step"} <= set(steps)  # per step
 
 
 def test_method_and_layer_errors_are_one_line(tmp_path, tiny_seg, tiny_weights, cli):

@@ -1,10 +1,25 @@
-"""The corruption suite: shapes, severities that grow, determinism, bad names, NoisyMix's share."""
+"""The corruption suite: shapes, severities that grow, determinism, bad names, NoisyMix's share, and each
+corruption against its definition (exact salt counts, the brightness map, OpenCV blur and JPEG references)."""
 
+import cv2
 import numpy as np
 import pytest
 
 from defectkd.core.errors import ConfigError
-from defectkd.data.corruptions import CORRUPTIONS, NOISE_AMOUNT, NOISE_STD, SEVERITIES, NoisyMix, corrupt, select
+from defectkd.data.corruptions import (
+    BLUR_SIGMA,
+    BRIGHTNESS_SHIFT,
+    CONTRAST_DROP,
+    CORRUPTIONS,
+    JPEG_QUALITY,
+    MOTION_KERNEL,
+    NOISE_AMOUNT,
+    NOISE_STD,
+    SEVERITIES,
+    NoisyMix,
+    corrupt,
+    select,
+)
 from defectkd.tasks.segment.synthetic import synth_crack_sample
 
 
@@ -106,3 +121,52 @@ def test_noisy_mix_corrupts_about_a_third(image):
     assert all(np.array_equal(NoisyMix(p=0.0, seed=s)(small), small) for s in range(10))
     with pytest.raises(ConfigError, match="unknown corruption"):
         NoisyMix(corruptions=["rain"])
+
+
+def test_salt_pepper_hits_an_exact_pixel_count():
+    grey = np.full((50, 70, 3), 128, np.uint8)  # no pixel is 0 or 255 already
+    for name in ("salt", "pepper", "salt-pepper"):
+        for severity, amount in zip(SEVERITIES, NOISE_AMOUNT, strict=True):
+            hit = (corrupt(grey, name, severity, seed=3) != grey).any(axis=2)
+            assert int(hit.sum()) == int(50 * 70 * amount), (name, severity)
+
+
+def test_brightness_contrast_is_the_documented_map(image):
+    for severity in SEVERITIES:
+        c, b = CONTRAST_DROP[severity - 1], BRIGHTNESS_SHIFT[severity - 1]
+        out = corrupt(image, "brightness-contrast", severity, seed=severity).astype(np.float64)
+        options = [np.clip((image - 127.5) * (1 - c) + 127.5 + s * b * 255, 0, 255) for s in (1, -1)]
+        assert min(np.abs(out - o).max() for o in options) <= 1.0  # one of the two signs, up to truncation
+
+
+def test_blur_and_jpeg_match_opencv_references(image):
+    for severity, sigma in zip(SEVERITIES, BLUR_SIGMA, strict=True):
+        size = int(sigma * 3.5) * 2 + 1
+        kernel = cv2.getGaussianKernel(size, sigma)
+        ref = cv2.sepFilter2D(image, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)
+        assert np.abs(corrupt(image, "gaussian-blur", severity).astype(int) - ref).max() <= 1
+    for severity, quality in zip(SEVERITIES, JPEG_QUALITY, strict=True):
+        bgr = cv2.imdecode(cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])[1], 1)
+        assert np.abs(corrupt(image, "jpeg", severity).astype(float) - bgr[..., ::-1]).mean() < 0.5
+
+
+def test_motion_blur_smears_a_dot_along_one_line():
+    dot = np.zeros((41, 41, 3), np.uint8)
+    dot[20, 20] = 255
+    for severity, length in zip(SEVERITIES, MOTION_KERNEL, strict=True):
+        out = corrupt(dot, "motion-blur", severity, seed=severity)[..., 0]
+        ys, xs = np.nonzero(out)
+        assert 2 <= len(ys) <= length and out.sum() == pytest.approx(255, abs=length)
+        assert (length - 1) // 2 <= max(np.ptp(ys), np.ptp(xs)) <= length - 1
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_read_only_and_strided_inputs_are_left_alone(image, name):
+    frozen = image.copy()
+    frozen.setflags(write=False)
+    strided = np.ascontiguousarray(np.repeat(image, 2, axis=1))[:, ::2]
+    for source in (frozen, strided):
+        out = corrupt(source, name, 3, seed=4)
+        assert out.flags.c_contiguous and out.dtype == np.uint8 and out.shape == image.shape
+        assert np.array_equal(out, corrupt(image, name, 3, seed=4))
+    assert np.array_equal(frozen, image)

@@ -1,35 +1,102 @@
-"""Torch datasets and splits for crack segmentation, with albumentations augmentation."""
+"""Torch datasets and splits for crack segmentation, with seeded training augmentation."""
 
 from __future__ import annotations
 
 import random
 
-import albumentations as A
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as TF
 
-from defectkd.core.errors import DataError
+from defectkd.core.errors import ConfigError, DataError
+from defectkd.data.corruptions import brightness_contrast
 from defectkd.data.io import read_image, read_mask
 from defectkd.data.layouts import Sample, SegmentationSource
 
 
-def train_transform(imgsz: int, seed: int = 0, soft_targets: bool = False) -> A.Compose:
-    """Flips, 90-degree rotations, scale/rotate, then a random crop: cracks have no orientation.
+def _warp(plane: np.ndarray, matrix: np.ndarray, interpolation: int) -> np.ndarray:
+    """(H, W, C) `plane` through the affine `matrix` with mirrored borders. Nearest-neighbour planes (mask, soft
+    labels) go one channel at a time: OpenCV's 2-channel nearest warp picks a few other pixels than its 1-channel
+    one, which would move soft labels off the mask."""
+    h, w = plane.shape[:2]
+    step = 1 if interpolation == cv2.INTER_NEAREST else 4  # 4: OpenCV's most channels per call
+    parts = [cv2.warpAffine(np.ascontiguousarray(plane[..., c:c + step]), matrix, (w, h), flags=interpolation,
+                            borderMode=cv2.BORDER_REFLECT_101) for c in range(0, plane.shape[2], step)]
+    return np.concatenate([p.reshape(h, w, -1) for p in parts], axis=2)
 
-    albumentations keeps its own random state (global seeds do not reach it): `seed` fixes it here,
+
+class SegmentAugment:
+    """Joint augmentation of an image, its mask and (optionally) soft-label maps; cracks have no orientation.
+
+    In order: with p 0.5 an affine warp (x and y scale each 0.75..1.25, rotation -30..30 degrees, about the
+    centre, mirrored borders; image bilinear, mask and soft labels nearest), mirrored padding up to `imgsz`, a
+    random `imgsz` crop, horizontal and vertical flips (each p 0.5), a random multiple of 90 degrees, and with
+    p 0.5 brightness/contrast (image x (1 + a) + b x 255, a and b in -0.2..0.2).
+
+    Crop, flips and rotations are torchvision.transforms.v2.functional / torch.rot90; the affine warp and
+    padding are OpenCV (torchvision's affine has no mirrored border, its reflect padding stops at the image
+    size). All parameters come from a numpy generator: `set_random_seed(seed)` fixes the stream, so the same
+    seed gives the same augmented sample (`EpochSeeded` reseeds per sample, `seed_augmentation_worker` per
+    worker). Called as `aug(image=rgb, mask=mask[, soft=soft])` and returns a dict of the same keys: image
+    (H, W, 3) uint8, mask (H, W), soft (H, W, K) with `soft_targets`."""
+
+    def __init__(self, imgsz: int, seed: int = 0, soft_targets: bool = False) -> None:
+        self.imgsz, self.soft_targets = imgsz, soft_targets
+        self.set_random_seed(seed)
+
+    def set_random_seed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, *, image: np.ndarray, mask: np.ndarray, soft: np.ndarray | None = None
+                 ) -> dict[str, np.ndarray]:
+        if soft is not None and not self.soft_targets:
+            raise ConfigError("SegmentAugment: got soft labels but was built without soft_targets=True")
+        rng = self.rng  # a fixed number of draws per call, whatever is applied
+        affine, hflip, vflip, photometric = rng.random(4) < 0.5
+        scale_x, scale_y, angle = rng.uniform(0.75, 1.25), rng.uniform(0.75, 1.25), rng.uniform(-30, 30)
+        crop_y, crop_x = rng.random(2)
+        quarter_turns = int(rng.integers(4))
+        alpha, beta = 1 + rng.uniform(-0.2, 0.2), 255 * rng.uniform(-0.2, 0.2)
+
+        planes = [image, mask[..., None]] + ([soft] if soft is not None else [])
+        if affine:
+            h, w = image.shape[:2]
+            cx, cy = w / 2 - 0.5, h / 2 - 0.5
+            rad = np.deg2rad(angle)
+            cos, sin = np.cos(rad), np.sin(rad)
+            linear = np.array([[cos * scale_x, sin * scale_y], [-sin * scale_x, cos * scale_y]])
+            matrix = np.hstack([linear, [[cx], [cy]] - linear @ [[cx], [cy]]])
+            planes = [_warp(p, matrix, cv2.INTER_LINEAR if j == 0 else cv2.INTER_NEAREST)
+                      for j, p in enumerate(planes)]
+        h, w = planes[0].shape[:2]
+        pad_y, pad_x = max(0, self.imgsz - h), max(0, self.imgsz - w)
+        if pad_y or pad_x:
+            planes = [cv2.copyMakeBorder(p, pad_y // 2, pad_y - pad_y // 2, pad_x // 2, pad_x - pad_x // 2,
+                                         cv2.BORDER_REFLECT_101).reshape(h + pad_y, w + pad_x, -1) for p in planes]
+        top, left = int(crop_y * (h + pad_y - self.imgsz + 1)), int(crop_x * (w + pad_x - self.imgsz + 1))
+        out = []
+        for p in planes:
+            t = TF.crop(torch.from_numpy(np.ascontiguousarray(p)).permute(2, 0, 1), top, left, self.imgsz, self.imgsz)
+            if hflip:
+                t = TF.horizontal_flip(t)
+            if vflip:
+                t = TF.vertical_flip(t)
+            out.append(np.ascontiguousarray(torch.rot90(t, quarter_turns, dims=(1, 2)).permute(1, 2, 0).numpy()))
+        result = {"image": brightness_contrast(out[0], alpha, beta) if photometric else out[0], "mask": out[1][..., 0]}
+        if soft is not None:
+            result["soft"] = out[2]
+        return result
+
+
+def train_transform(imgsz: int, seed: int = 0, soft_targets: bool = False) -> SegmentAugment:
+    """Affine, flips, 90-degree rotations and a random crop, then brightness/contrast (`SegmentAugment`).
+
+    The transform keeps its own random stream (global seeds do not reach it): `seed` fixes it here,
     and `seed_augmentation_worker` gives each DataLoader worker its own reproducible stream.
     `soft_targets`: also move a `soft` (H, W, K) array of teacher probabilities with the mask."""
-    return A.Compose([
-        A.Affine(scale=(0.75, 1.25), rotate=(-30, 30), border_mode=cv2.BORDER_REFLECT_101, p=0.5),
-        A.PadIfNeeded(imgsz, imgsz, border_mode=cv2.BORDER_REFLECT_101),
-        A.RandomCrop(imgsz, imgsz),
-        A.HorizontalFlip(),
-        A.VerticalFlip(),
-        A.RandomRotate90(),
-        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
-    ], seed=seed, additional_targets={"soft": "mask"} if soft_targets else None)
+    return SegmentAugment(imgsz, seed, soft_targets)
 
 
 class SegmentationDataset(Dataset):
@@ -39,7 +106,7 @@ class SegmentationDataset(Dataset):
     of a CPU training step otherwise. Masks can be dilated on load (the MCFF-L recipe: 3x3, x3).
     """
 
-    def __init__(self, samples: list[Sample], transform: A.Compose | None = None, cache: bool = True,
+    def __init__(self, samples: list[Sample], transform: SegmentAugment | None = None, cache: bool = True,
                  mask_dilate: int = 0) -> None:
         self.samples = samples
         self.transform = transform

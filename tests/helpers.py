@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]  # the repository root
+
 
 def assert_one_line_error(r, *needles) -> None:
     """A user-facing error: exit status 2, one line on stderr starting 'error: ', no traceback, every needle in it."""

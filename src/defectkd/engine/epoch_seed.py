@@ -1,7 +1,7 @@
 """Randomness that depends on (seed, epoch, image) only, so a run resumed from last.pt draws the same batches,
 augmentations, noise and dropout as one that was never interrupted.
 
-DataLoader shuffling and albumentations keep streams that restart when a process restarts; here the sampler
+DataLoader shuffling and the augmentations keep streams that restart when a process restarts; here the sampler
 shuffles by (seed, epoch) and hands the dataset keys `epoch * N + index`, the dataset wrapper reseeds the
 image's augmentation (and RFKD's noise mix) from the key, and a callback reseeds the global generators (dropout,
 MGD's masks) at every epoch start. Worker processes change nothing: each image carries its own seed.
@@ -100,7 +100,7 @@ class EpochSeed(L.Callback):
 
 def seed_augmentation_worker(worker_id: int) -> None:
     """DataLoader worker_init_fn: torch gives each worker (and each epoch) a distinct, seeded
-    initial seed; hand it to albumentations so workers do not repeat each other's augmentations."""
+    initial seed; hand it to the augmentation so workers do not repeat each other's augmentations."""
     cv2.setNumThreads(0)  # OpenCV's own pool inside a worker only fights the training threads for cores
     info = torch.utils.data.get_worker_info()
     transform = getattr(info.dataset, "transform", None) if info else None

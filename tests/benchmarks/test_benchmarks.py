@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.helpers import REPO
+
+BENCH = REPO / "benchmarks"
 
 
 def _load(name):

@@ -16,6 +16,7 @@ import pytest
 
 from defectkd.deploy.sink import ZmqSink
 from defectkd.serve import Receiver
+from tests.helpers import REPO
 from tests.stream_util import free_port, synthetic_video, tiny_onnx, wait_for
 
 zmq = pytest.importorskip("zmq")
@@ -289,9 +290,8 @@ def test_edge_path_runs_without_torch_or_scikit_image(assets):
 
 def test_stream_benchmark_quick(capsys):
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "stream_bench.py"
+    path = REPO / "benchmarks" / "stream_bench.py"
     spec = importlib.util.spec_from_file_location("stream_bench", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -321,7 +321,7 @@ def test_edge_path_in_a_clean_venv_without_torch(assets, tmp_path):
     for name in EDGE_PACKAGES:
         if (here / name).exists():
             (target / name).symlink_to(here / name)
-    src = Path(__file__).resolve().parents[2] / "src"
+    src = REPO / "src"
     (target / "defectkd_src.pth").write_text(str(src) + "\n")
     no_torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True)
     assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr

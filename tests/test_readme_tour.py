@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO
+
 pytestmark = pytest.mark.slow
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = REPO / "README.md"
 SHRINK = [("--n 200", "--n 16"), ("--n 50", "--n 4"), ("--size 128", "--size 64"), ("--epochs 10", "--epochs 1"),
           ("--imgsz 128", "--imgsz 64"), ("--source images/", "--source data/synth-test/images")]
 

@@ -5,6 +5,7 @@ import pytest
 from defectkd.core.config import build_config, parse_overrides
 from defectkd.core.errors import ConfigError
 from defectkd.tasks.segment.config import SegmentTrainConfig
+from tests.helpers import REPO
 
 
 def test_precedence_file_option_override(tmp_path):
@@ -48,9 +49,8 @@ def test_override_parsing():
 
 
 def test_shipped_configs_validate():
-    from pathlib import Path
 
-    for path in (Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"):
+    for path in (REPO / "configs").glob("*.yaml"):
         cfg = build_config(SegmentTrainConfig, path, {"data": "x"})
         assert cfg.model  # every shipped preset is a valid config
 

@@ -3,7 +3,10 @@
 import json
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
 def test_demo_pipeline_small(tmp_path):
     from defectkd.api import demo
 

@@ -22,6 +22,7 @@ def _table_rows(text):
     return [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ") and "---" not in line]
 
 
+@pytest.mark.slow
 def test_seg_models_quick(capsys, tmp_path):
     out = tmp_path / "m.json"
     assert _load("seg_models").main(["--quick", "--models", "mcff-l", "--json", str(out)]) == 0
@@ -61,6 +62,7 @@ def test_distill_speed_quick(capsys):
     assert float(rows[1][3]) == 1.0 and all(float(r[1]) > 0 for r in rows[1:])
 
 
+@pytest.mark.slow
 def test_onnx_speed_quick(capsys, tmp_path):
     out = tmp_path / "o.json"
     assert _load("onnx_speed").main(["--quick", "--threads", "1", "--json", str(out)]) == 0
@@ -79,6 +81,7 @@ def test_kd_settings_quick(capsys, tmp_path):
     assert all(0.0 <= float(r[1]) <= 1.0 for r in rows[1:])
 
 
+@pytest.mark.slow
 def test_methods_table_quick_and_reuses_finished_runs(capsys, tmp_path):
     bench = _load("methods_table")
     assert bench.main(["--quick", "--work", str(tmp_path)]) == 0
@@ -91,6 +94,7 @@ def test_methods_table_quick_and_reuses_finished_runs(capsys, tmp_path):
     assert out.count("reused") == 0 and capsys.readouterr().out.count("| reused |") == 3
 
 
+@pytest.mark.slow
 def test_edge_speed_quick(capsys, tmp_path):
     out = tmp_path / "e.json"
     assert _load("edge_speed").main(["--quick", "--threads", "1", "--json", str(out)]) == 0
@@ -103,6 +107,7 @@ def test_edge_speed_quick(capsys, tmp_path):
     assert all(r["int8_speedup"] > 0 and r["int8_ort_ms"] > 0 for r in result.values())
 
 
+@pytest.mark.slow
 def test_int8_variants_quick(capsys, tmp_path):
     assert _load("int8_variants").main(["--quick", "--work", str(tmp_path)]) == 0
     rows = _table_rows(capsys.readouterr().out)

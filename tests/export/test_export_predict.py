@@ -56,6 +56,7 @@ def test_export_api_reports_parity_on_a_real_image_and_never_overwrites(tmp_path
     assert cli("export", "--weights", tiny_weights, "--format", "tflite").code == 2
 
 
+@pytest.mark.slow
 def test_predict_folder_with_pt_and_onnx_agree(tmp_path, tiny_weights, tiny_seg, cli, monkeypatch):
     from defectkd import api
 

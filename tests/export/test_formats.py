@@ -127,6 +127,7 @@ def test_openvino_export_matches_onnx_and_predicts(cli, edge_weights, tiny_seg, 
     assert np.abs(open_backend(half).run(x)[0] - ort_.run(x)[0]).max() < 0.05
 
 
+@pytest.mark.slow
 def test_benchmark_rows_files_and_agreeing_metrics(cli, edge_weights, tiny_seg, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = cli("benchmark", "--weights", edge_weights, "--data", tiny_seg, "--split", "val", "--imgsz", 64,

@@ -3,9 +3,11 @@
 import json
 import statistics
 
+import pytest
 import yaml
 
 
+@pytest.mark.slow
 def test_kfold_runs_each_fold_once_and_aggregates(tmp_path, tiny_seg, cli):
     r = cli("kfold", "segment", "--k", 3, "--data", tiny_seg, "--model", "mcff-l", "--name", "cv",
             "epochs=1", "imgsz=48", "batch=4", "workers=0", f"project={tmp_path}")

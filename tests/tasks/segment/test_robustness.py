@@ -122,6 +122,7 @@ def test_clean_dice_equals_val(report, small_seg, tiny_weights, tmp_path):
     assert data["models"][0]["clean_iou"] == pytest.approx(val["metrics"]["iou"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_in_memory_cells_equal_corrupted_copies(small_seg, tiny_weights, tmp_path):
     """A cell of `robustness` scores exactly what `val` gives on the copies `corrupt` writes."""
     from defectkd import api

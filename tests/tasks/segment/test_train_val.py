@@ -85,6 +85,7 @@ def test_val_metrics_match_results_of_training(trained):
     assert again["f1"] == pytest.approx(results["val"]["f1"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_resume_continues_to_more_epochs(cli, trained):
     r = cli("train", "segment", "--resume", trained, "--epochs", "3")
     assert r.code == 0, r.err

@@ -80,14 +80,12 @@ def test_two_devices_1000_frames_nothing_lost(tmp_path):
         url = rx.endpoint.replace("tcp://", "zmq://")
         sinks = [ZmqSink(url, device_id=name, queue_size=1000) for name in ("cam-a", "cam-b")]
         threads = [threading.Thread(target=_send, args=(s, 0, 500)) for s in sinks]
-        t0 = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         stats = [s.close(timeout=10) for s in sinks]
-        assert wait_for(lambda: rx.stats()["stored"] == 1000, 60), rx.stats()
-        elapsed = time.perf_counter() - t0
+        assert wait_for(lambda: rx.stats()["stored"] == 1000, 60), rx.stats()  # a bound on a hang, not a speed
         final = rx.stats()
     assert [s["sent"] for s in stats] == [500, 500] and [s["dropped"] for s in stats] == [0, 0]
     assert final["received"] == final["stored"] == 1000 and final["malformed"] == 0
@@ -96,7 +94,6 @@ def test_two_devices_1000_frames_nothing_lost(tmp_path):
     for device in ("cam-a", "cam-b"):
         assert sorted(f for _, d, f, _, _ in rows if d == device) == list(range(500))
     assert len({m for *_, m, _ in rows}) == 1000 and (tmp_path / "store" / "cam-a").is_dir()
-    assert elapsed < 30
 
 
 def test_receiver_restart_keeps_stored_rows(tmp_path):
@@ -231,12 +228,15 @@ def test_http_api_latest_history_stats_files(tmp_path):
 
 def test_sink_never_blocks_and_drops_oldest_without_a_receiver():
     sink = ZmqSink(f"zmq://127.0.0.1:{free_port()}", device_id="lonely", queue_size=8, sndhwm=4)
-    t0 = time.perf_counter()
-    _send(sink, 0, 300)
-    assert time.perf_counter() - t0 < 1.0
-    t1 = time.perf_counter()
-    stats = sink.close(timeout=0.3)
-    assert time.perf_counter() - t1 < 3.0
+    sender = threading.Thread(target=_send, args=(sink, 0, 300))
+    sender.start()
+    sender.join(timeout=60)  # a blocking send would hang here for good: a bound on a hang, not a speed
+    assert not sender.is_alive()
+    closer = threading.Thread(target=lambda: stats.update(sink.close(timeout=0.3)))
+    stats: dict = {}
+    closer.start()
+    closer.join(timeout=60)
+    assert not closer.is_alive()
     assert stats["queued"] == 300 and stats["dropped"] >= 250
     assert stats["sent"] + stats["dropped"] + stats["unsent"] == 300
 

@@ -15,3 +15,19 @@ def assert_one_line_error(r, *needles) -> None:
     assert "Traceback" not in r.err
     for needle in needles:
         assert str(needle) in lines[0], (needle, lines[0])
+
+
+def run_cli(*args) -> None:
+    """`defectkd ARGS...` through the real entry point, for module-scoped fixtures (the `cli` fixture is per
+    test); a non-zero exit fails the fixture."""
+    import sys
+
+    from defectkd.cli import main
+
+    old, sys.argv = sys.argv, ["defectkd", *map(str, args)]
+    try:
+        main()
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    finally:
+        sys.argv = old

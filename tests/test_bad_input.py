@@ -12,8 +12,6 @@ from tests.helpers import assert_one_line_error
 FAST = ["--epochs", "1", "--imgsz", "32", "--batch", "4", "workers=0", "precision=32"]
 
 
-
-
 @pytest.fixture
 def data_copy(tiny_seg, tmp_path):
     dst = tmp_path / "data"

@@ -16,11 +16,9 @@ import yaml
 from defectkd.core.checkpoint import DEPLOY_FORMAT
 from defectkd.models import build_model
 from defectkd.models.loading import load_checkpoint_model
-from tests.helpers import assert_one_line_error
+from tests.helpers import assert_one_line_error, run_cli
 
 TINY = ["--epochs", "1", "--imgsz", "32", "--batch", "8", "workers=0", "precision=32", "width=0.25"]
-
-
 
 
 @pytest.fixture(scope="module")
@@ -31,24 +29,10 @@ def tiny_cls(tmp_path_factory):
     return api.synth(tmp_path_factory.mktemp("cls") / "data", n=20, size=32, seed=5, task="classify")
 
 
-def _main(*args):
-    import sys
-
-    from defectkd.cli import main
-
-    old, sys.argv = sys.argv, ["defectkd", *map(str, args)]
-    try:
-        main()
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    finally:
-        sys.argv = old
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_cls):
     project = tmp_path_factory.mktemp("proj")
-    _main("train", "classify", "--data", tiny_cls, "--model", "cmi", "--name", "tiny", *TINY, f"project={project}")
+    run_cli("train", "classify", "--data", tiny_cls, "--model", "cmi", "--name", "tiny", *TINY, f"project={project}")
     return project / "classify" / "tiny"
 
 

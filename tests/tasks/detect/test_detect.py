@@ -14,25 +14,9 @@ import yaml
 from defectkd.core.checkpoint import DEPLOY_FORMAT
 from defectkd.models import build_model
 from defectkd.models.loading import load_checkpoint_model
-from tests.helpers import assert_one_line_error
+from tests.helpers import assert_one_line_error, run_cli
 
 TINY = ["--epochs", "1", "--imgsz", "64", "--batch", "4", "workers=0"]
-
-
-
-
-def _main(*args):
-    import sys
-
-    from defectkd.cli import main
-
-    old, sys.argv = sys.argv, ["defectkd", *map(str, args)]
-    try:
-        main()
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    finally:
-        sys.argv = old
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +30,8 @@ def tiny_det(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_det):
     project = tmp_path_factory.mktemp("proj")
-    _main("train", "detect", "--data", tiny_det, "--model", "retinanet-r18", "--name", "tiny", *TINY,
-          f"project={project}")
+    run_cli("train", "detect", "--data", tiny_det, "--model", "retinanet-r18", "--name", "tiny", *TINY,
+            f"project={project}")
     return project / "detect" / "tiny"
 
 

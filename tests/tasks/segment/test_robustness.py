@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from defectkd.data.corruptions import CORRUPTIONS, SEVERITIES
-from tests.helpers import assert_one_line_error
+from tests.helpers import assert_one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -21,20 +21,8 @@ def small_seg(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(small_seg, tiny_weights, tmp_path_factory):
     """One robustness run over every corruption and severity with the same weights given twice."""
-    import sys
-
-    from defectkd.cli import main
-
     out = tmp_path_factory.mktemp("rob") / "report"
-    argv = ["defectkd", "robustness", "--weights", str(tiny_weights), "--weights", str(tiny_weights),
-            "--data", str(small_seg), "--out", str(out)]
-    old, sys.argv = sys.argv, argv
-    try:
-        main()
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    finally:
-        sys.argv = old
+    run_cli("robustness", "--weights", tiny_weights, "--weights", tiny_weights, "--data", small_seg, "--out", out)
     return out
 
 

@@ -7,26 +7,17 @@ import pytest
 import torch
 import yaml
 
+from tests.helpers import run_cli
+
 FAST = ["--imgsz", "64", "--batch", "4", "workers=0", "precision=32"]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_seg):
     """One 2-epoch run shared by the tests of this module."""
-    import sys
-
-    from defectkd.cli import main
-
     project = tmp_path_factory.mktemp("proj")
-    argv = ["defectkd", "train", "segment", "--data", str(tiny_seg), "--model", "mcff-l", "--epochs", "2",
-            "--name", "tiny", *FAST, f"project={project}"]
-    old, sys.argv = sys.argv, argv
-    try:
-        main()
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    finally:
-        sys.argv = old
+    run_cli("train", "segment", "--data", tiny_seg, "--model", "mcff-l", "--epochs", "2", "--name", "tiny", *FAST,
+            f"project={project}")
     return project / "segment" / "tiny"
 
 

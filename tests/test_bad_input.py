@@ -49,6 +49,18 @@ def test_unknown_model(cli, tiny_seg, tmp_path):
     assert_one_line_error(cli("info", "--model", "resnet9000"), "unknown model 'resnet9000'")
 
 
+@pytest.mark.parametrize("task", ["segment", "classify", "detect"])
+def test_unknown_model_is_refused_before_the_data_is_read(cli, tmp_path, task):
+    """The model name is checked first, whatever the task: a typo costs no data scan (the data is missing too)."""
+    assert_one_line_error(cli("train", task, "--data", tmp_path / "nope", "--model", "cmii", *FAST), "cmii",
+                          "unknown model")
+
+
+def test_kfold_names_the_tasks_it_can_run(cli, tmp_path):
+    assert_one_line_error(cli("kfold", "classify", "--data", tmp_path, "--model", "cmi"),
+                          "kfold: task 'classify' not available yet (available: segment)")
+
+
 def test_unknown_config_key_and_wrong_type(cli, tiny_seg, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("learning_rate: 0.1\n")

@@ -81,7 +81,10 @@ def kfold(k: int = 5, task: str = "segment", config: str | Path | None = None, o
     fold; returns per-fold metrics and their mean and standard deviation."""
     from defectkd.core.config import parse_overrides
 
-    plugin = get_task(task, "kfold")
+    able = [name for name, p in TASKS.items() if p.kfold_ok]
+    if task not in able:
+        raise ConfigError(f"kfold: task {task!r} not available yet (available: {', '.join(able)})")
+    plugin = TASKS[task]
     if k < 2:
         raise ConfigError(f"kfold: k must be at least 2 (got {k})")
     keys = {key for key, v in options.items() if v is not None} | set(parse_overrides(overrides))

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from defectkd import __version__
-from defectkd.cli_options import CONFIG, DISTILL, OVERRIDES, RESUME, RUN, TASK, options
+from defectkd.cli_options import CONFIG, DISTILL, OVERRIDES, RESUME, RUN, SCALE, TASK, options
 from defectkd.cli_print import CHECK, VAL, err, out, print_summary, table
 from defectkd.core.errors import ConfigError, DefectKDError
 
@@ -98,7 +98,7 @@ def check_cmd(
 
 
 @app.command("train")
-@options(RUN)
+@options(RUN, SCALE)
 def train_cmd(
     task: TASK,
     overrides: OVERRIDES = None,
@@ -118,7 +118,7 @@ def train_cmd(
 
 
 @app.command("distill")
-@options(RUN, DISTILL)
+@options(RUN, SCALE, DISTILL)
 def distill_cmd(
     task: TASK,
     overrides: OVERRIDES = None,

@@ -18,6 +18,9 @@ RUN: dict[str, tuple[Any, Any]] = {
     "batch": (Annotated[int | None, typer.Option("--batch")], None),
     "name": (Annotated[str | None, typer.Option("--name", help="Run name (runs/<task>/<name>).")], None),
     "seed": (Annotated[int | None, typer.Option("--seed")], None),
+}
+# Where a run trains: device and multi-process (DDP) settings (train, distill).
+SCALE: dict[str, tuple[Any, Any]] = {
     "device": (Annotated[str | None, typer.Option("--device", help="auto, cpu or gpu.")], None),
     "devices": (Annotated[int | None, typer.Option("--devices", help="Processes (CPU) or GPUs per node; >1: DDP.")],
                 None),

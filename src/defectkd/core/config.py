@@ -31,6 +31,7 @@ class RunConfig(ScaleOut):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
+    task: str = Field(description="fixed by the verb")
     data: str = Field(description="data set folder (any supported layout)")
     model: str = Field(description="registered model name (see `defectkd models`)")
     pretrained: str | None = Field(None, description="local weights file to start from")

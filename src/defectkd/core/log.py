@@ -19,3 +19,7 @@ def setup_logging(level: int = logging.INFO) -> None:
     LOGGER.addHandler(handler)
     LOGGER.setLevel(level)
     LOGGER.propagate = False
+    for quiet in ("defectkd.serve", "defectkd.sink", "defectkd.sources"):  # services: warnings only, as before
+        child = logging.getLogger(quiet)
+        if child.level == logging.NOTSET:
+            child.setLevel(logging.WARNING)

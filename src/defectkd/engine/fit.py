@@ -84,8 +84,8 @@ def start_run(cfg, task, resume: Path | None) -> str:
     quiet_lightning()
     accelerator = pick_accelerator(cfg.device)
     check_devices(cfg, accelerator)
-    if cfg.model in list_models() and cfg.model not in list_models(task.name):  # unknown: refused by the registry
-        other = model_spec(cfg.model).task
+    other = model_spec(cfg.model).task  # an unknown name: one line with the closest known one, before any data
+    if other != task.name:
         raise ConfigError(f"model {cfg.model!r} is a {other} model; {task.label} models: "
                           f"{', '.join(list_models(task.name))} (or: defectkd train {other})")
     if resume is not None:

@@ -22,4 +22,8 @@ class TrainModule(L.LightningModule):
         if self.skipped_steps > MAX_SKIPPED_STEPS:
             raise TrainingError(f"training diverged: {self.skipped_steps} steps with a non-finite loss by epoch "
                                 f"{self.current_epoch + 1}; lower lr, or set precision=32 or grad_clip=1")
+        if self._trainer is not None and self.trainer.world_size > 1:
+            # under DDP every process must take part in the gradient all-reduce, or the others wait forever:
+            # a zero loss on the (finite) weights gives this process's share as zeros
+            return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
         return None

@@ -26,11 +26,19 @@ def task_of(hp: dict) -> Task:
     from defectkd.models.loading import model_task
 
     name = (hp.get("config") or {}).get("task") or model_task(hp.get("model_name")) or "segment"
-    return TASKS[name]
+    return _known(name, f"model {hp.get('model_name')!r}")
 
 
 def task_of_weights(path: str | Path) -> Task:
     """The task of a checkpoint or deploy file, read without loading its tensors."""
     from defectkd.models.loading import weights_task
 
-    return TASKS[weights_task(path)]
+    return _known(weights_task(path), str(path))
+
+
+def _known(name: str, what: str) -> Task:
+    if name not in TASKS:
+        from defectkd.core.errors import WeightsError
+
+        raise WeightsError(f"{what}: task {name!r} is not one this defectkd knows ({', '.join(TASKS)})")
+    return TASKS[name]

@@ -61,6 +61,7 @@ class Task:
     val_files: str = "metrics.json"  # what `val` writes, said by the CLI
     offline_distillation: bool = False  # soft-label caches (segmentation)
     evaluates_robustness: bool = False  # `defectkd robustness` (Dice under corruptions)
+    kfold_ok: bool = False  # `defectkd kfold` (its `kfold` hook)
     export_imgsz: bool = False  # `benchmark --imgsz` sets the export size (else the model's own)
     reads_any_folder: bool = False  # `data check` falls back to this task when no task claims a folder
 

@@ -32,6 +32,9 @@ class SegmentTrainConfig(RunConfig):
     fold: int | None = Field(None, ge=0, description="k-fold: which fold validates, 0-based")
     channels_last: bool = Field(True, description="NHWC memory format (faster on CPU)")
     grad_clip: float = Field(0.0, ge=0, description="clip the gradient norm to this (0: off)")
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1, description="share of training pairs held out for validation when there is no val split")
+    skip_bad: bool = Field(False, description="drop unreadable/mismatched pairs instead of refusing")
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> SegmentTrainConfig:
@@ -58,6 +61,7 @@ class DistillSegmentConfig(DistillFields, SegmentTrainConfig):
     method: str = Field("kd", description="recipe: kd, fitnet, at, cwd, mgd, dkd, pairwise, rfkd")
     T: float | None = Field(None, gt=0, description="temperature (kd: 10, MCFF-L's best of 5, 10, 15; others 4)")
     alpha: float | None = Field(None, ge=0, le=1, description="kd, rfkd: KD term weight; 1 - alpha on hard labels")
+    hard_weight: float | None = Field(None, ge=0, description="weight of the hard-label loss (default: recipe)")
     noisy_fraction: float | None = Field(None, ge=0, lt=1, description="share of images the student sees "
                                          "corrupted, teacher clean (rfkd: 1/3, clean:noisy 2:1)")
     noise: list[str] = Field(default_factory=lambda: ["pepper", "salt", "crack-texture", "gaussian-blur"],

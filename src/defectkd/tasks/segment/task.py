@@ -19,6 +19,7 @@ class SegmentTask(Task):
     val_files = "metrics.json, overlays/ and pr_curve.png"
     offline_distillation = True
     evaluates_robustness = True
+    kfold_ok = True
     reads_any_folder = True
     export_imgsz = True
 

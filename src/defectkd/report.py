@@ -17,13 +17,10 @@ from pathlib import Path
 import yaml
 
 from defectkd.core.errors import DataError
+from defectkd.tasks import TASKS
 
 KINDS = {"results.json": "train", "metrics.json": "val", "robustness.json": "robustness", "kfold.json": "kfold",
          "benchmark.json": "benchmark"}
-METRICS = {"segment": ["f1", "iou", "precision", "recall", "ods_f1", "ois_f1"],
-           "classify": ["accuracy", "precision", "recall", "f1"],
-           "detect": ["map", "map_50", "map_75", "mar_100"]}
-MAIN = {"segment": "val/f1", "classify": "val/accuracy", "detect": "val/map_50"}
 PICTURES = ("curves.png", "pr_curve.png", "confusion.png", "robustness.png", "kfold.png")
 SETTINGS = ("data", "epochs", "imgsz", "batch", "lr", "method", "T", "alpha", "teacher", "soft_labels", "seed")
 
@@ -54,7 +51,7 @@ def _load(path: Path) -> dict:
 
 
 def _training_table(task: str, runs: list[dict]) -> Block:
-    metrics = METRICS.get(task, METRICS["segment"])
+    metrics = list(TASKS.get(task, TASKS["segment"]).report_metrics)
     headers = ["run", "model", "method", "teacher", "parameters", "epochs", *metrics]
     rows = []
     for r in runs:
@@ -70,7 +67,7 @@ def _training_table(task: str, runs: list[dict]) -> Block:
 
 def _overlay(task: str, runs: list[dict], out: Path) -> Block | None:
     """The main validation metric of every run against epochs, one line each."""
-    key = MAIN.get(task, "val/f1")
+    key = TASKS.get(task, TASKS["segment"]).main_metric
     series = []
     for r in runs:
         csv_file = r["path"] / "metrics.csv"

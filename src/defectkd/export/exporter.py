@@ -21,10 +21,6 @@ from defectkd.export.formats import ExportFormat, check_options, resolve_format
 from defectkd.export.onnx_export import export_onnx
 
 DEFAULT_FRACTION = 0.25
-# Activation ranges per task (benchmarks/int8_variants.py; docs/benchmarks.md): min-max keeps crack F1 within
-# 0.1 point, but costs a NEU-DET classifier 5.6 accuracy points and a NEU-DET RetinaNet 8 mAP50 points that the
-# 99.999th percentile brings back to 0.7 and 0.1.
-CALIBRATION = {"segment": "minmax", "classify": "percentile", "detect": "percentile"}
 
 
 def aside(out: Path) -> Path:
@@ -82,7 +78,7 @@ def _convert(fmt: ExportFormat, weights: Path, tmp: Path, out: Path, imgsz: int 
     from defectkd.deploy.backends import open_runtime
     from defectkd.export.quality import eval_images, metric_name, pick_calibration, score
     from defectkd.models.loading import load_checkpoint_model
-    from defectkd.tasks import task_of
+    from defectkd.tasks import TASKS, task_of
 
     _, hp = load_checkpoint_model(weights)
     task = task_of(hp).name
@@ -99,7 +95,7 @@ def _convert(fmt: ExportFormat, weights: Path, tmp: Path, out: Path, imgsz: int 
         calibration = pick_calibration(checked.calibration, fraction or DEFAULT_FRACTION)
         source = tmp / "model.int8.onnx"
         summary.update(quantize_int8(Path(base["file"]), source, calibration, fp32.prepare,
-                                     method=CALIBRATION[task]))
+                                     method=TASKS[task].int8_calibration))
     metadata = {**fp32.metadata, "precision": summary["precision"], "format": fmt.name}
     if out.exists():  # --overwrite: replaced only now that the new file is ready to be written
         _remove(out)

@@ -58,6 +58,12 @@ class Task:
     name: str = ""
     label: str = ""  # "segmentation": in messages
     metric_name: str = ""  # the one figure of an export: F1, accuracy, mAP50
+    main_metric: str = ""  # the validation value a report plots first (val/f1, val/accuracy, val/map_50)
+    report_metrics: tuple[str, ...] = ()  # the metrics a report's tables show
+    # INT8 activation ranges (benchmarks/int8_variants.py; docs/benchmarks.md): min-max keeps crack F1 within 0.1
+    # point but costs a NEU-DET classifier 5.6 accuracy points and a RetinaNet 8 mAP50 points, which the 99.999th
+    # percentile brings back to 0.7 and 0.1
+    int8_calibration: str = "percentile"
     val_files: str = "metrics.json"  # what `val` writes, said by the CLI
     offline_distillation: bool = False  # soft-label caches (segmentation)
     evaluates_robustness: bool = False  # `defectkd robustness` (Dice under corruptions)

@@ -13,6 +13,8 @@ class ClassifyTask(Task):
     name = "classify"
     label = "classification"
     metric_name = "accuracy"
+    main_metric = "val/accuracy"
+    report_metrics = ("accuracy", "precision", "recall", "f1")
     val_files = "metrics.json and confusion.png"
 
     def train_config(self) -> type:

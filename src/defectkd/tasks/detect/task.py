@@ -14,6 +14,8 @@ class DetectTask(Task):
     name = "detect"
     label = "detection"
     metric_name = "mAP50"
+    main_metric = "val/map_50"
+    report_metrics = ("map", "map_50", "map_75", "mar_100")
     val_files = "metrics.json, pr_curve.png and examples/"
 
     def train_config(self) -> type:

@@ -16,6 +16,9 @@ class SegmentTask(Task):
     name = "segment"
     label = "segmentation"
     metric_name = "F1"
+    main_metric = "val/f1"
+    report_metrics = ("f1", "iou", "precision", "recall", "ods_f1", "ois_f1")
+    int8_calibration = "minmax"
     val_files = "metrics.json, overlays/ and pr_curve.png"
     offline_distillation = True
     evaluates_robustness = True

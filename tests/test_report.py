@@ -55,3 +55,24 @@ def test_report_refuses_a_folder_that_is_not_a_run_and_writes_nothing(tmp_path, 
     (tmp_path / "full" / "keep.txt").write_text("mine")
     r = cli("report", run, "--out", tmp_path / "full")
     assert r.code == 2 and "not empty" in r.err and (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_report_shows_each_distillation_term_against_the_task_loss(tmp_path, cli):
+    """The FitNet case of docs/benchmarks.md: weighted by its x100, a feature term 65x the hard loss is flagged;
+    the KD term beside it is not."""
+    run = _train_run(tmp_path, "fit", "mcff-edge-n", 0.81, method="fitnet")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg.update(hard_weight=1.0, losses=[{"method": "fitnet", "on": "features", "weight": 100.0},
+                                        {"method": "kd", "on": "logits", "weight": 1.0}])
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run / "metrics.csv").write_text("epoch,train/loss,train/hard,train/kd,val/f1,train/term0_fitnet,train/term1_kd\n"
+                                     "1,60,1.5,58.9,0.5,0.58,0.9\n"
+                                     "2,50,0.75,49.05,0.81,0.4875,0.3\n")
+    r = cli("report", run, "--out", tmp_path / "rep")
+    assert r.code == 0, r.err
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| weighted loss term | epoch 1 | epoch 2 | last / hard |  |" in md
+    assert "| hard | 1.5000 | 0.7500 | 1.0000 |  |" in md
+    assert "| term0_fitnet (x100) | 58.0000 | 48.7500 | 65.0000 | dominates the task loss |" in md
+    assert "| term1_kd (x1) | 0.9000 | 0.3000 | 0.4000 |  |" in md
+    assert "| kd | 58.9000 | 49.0500 | 65.4000 | dominates the task loss |" in md

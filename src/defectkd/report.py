@@ -107,8 +107,41 @@ def _pictures(r: dict, out: Path) -> list[Block]:
     return blocks
 
 
+def _terms_block(r: dict) -> list[Block]:
+    """A distillation run's loss terms (metrics.csv) at its first and last epoch, each weighted as the loss used it
+    (config `losses[i].weight`, `hard_weight`) against the weighted hard-label loss: a term 10x the task loss or
+    more is the usual sign of a student that copies the teacher instead of learning the task."""
+    csv_file = r["path"] / "metrics.csv"
+    if not csv_file.is_file():
+        return []
+    with csv_file.open() as fh:
+        rows = list(csv.DictReader(fh))
+    terms = [k for k in (rows[0] if rows else {}) if k.startswith("train/term")]
+    if not terms or rows[-1].get("train/hard") in (None, ""):
+        return []
+    losses, hard_weight = r["config"].get("losses") or [], float(r["config"].get("hard_weight") or 1.0)
+
+    def weight(key: str) -> float:
+        i = int(key.removeprefix("train/term").split("_", 1)[0])
+        return float(losses[i].get("weight", 1.0)) if i < len(losses) else 1.0
+
+    hard = float(rows[-1]["train/hard"]) * hard_weight
+    table = []
+    for key in ["train/hard", "train/kd", *terms]:
+        w = weight(key) if key in terms else (hard_weight if key == "train/hard" else 1.0)
+        first, last = (float(row[key]) * w if row.get(key) not in (None, "") else None for row in (rows[0], rows[-1]))
+        ratio = last / hard if last is not None and hard else None
+        note = "dominates the task loss" if key != "train/hard" and ratio is not None and ratio >= 10 else ""
+        table.append([key.removeprefix("train/") + (f" (x{w:g})" if key in terms else ""), _num(first), _num(last),
+                      _num(ratio), note])
+    return [("table", ["weighted loss term", f"epoch {rows[0]['epoch']}", f"epoch {rows[-1]['epoch']}",
+                       "last / hard", ""], table)]
+
+
 def _other_blocks(r: dict) -> list[Block]:
     d = r["data"]
+    if r["kind"] == "train":
+        return _terms_block(r)
     if r["kind"] == "val":
         m = d.get("metrics", d)
         keys = [k for k in m if isinstance(m[k], float | int) and not isinstance(m[k], bool)][:10]

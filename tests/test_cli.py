@@ -75,3 +75,10 @@ def test_check_deepcrack(cli):
     assert report["splits"]["train"] == {"pairs": 300, "unlabelled": 0}
     assert report["splits"]["test"] == {"pairs": 237, "unlabelled": 0}
     assert report["image_sizes"] == {"544x384": 537} and report["problems"] == []
+
+
+def test_tables_print_fps_with_one_decimal_and_metrics_with_four():
+    from defectkd.cli_print import fmt
+
+    assert (fmt(13.9, "fps"), fmt(13.9, "FPS (last 30)"), fmt(0.8561, "f1"), fmt(None, "fps")) == (
+        "13.9", "13.9", "0.8561", "-")

@@ -62,8 +62,9 @@ def test_report_shows_each_distillation_term_against_the_task_loss(tmp_path, cli
     the KD term beside it is not."""
     run = _train_run(tmp_path, "fit", "mcff-edge-n", 0.81, method="fitnet")
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    cfg.update(hard_weight=1.0, losses=[{"method": "fitnet", "on": "features", "weight": 100.0},
-                                        {"method": "kd", "on": "logits", "weight": 1.0}])
+    cfg.update(teacher="runs/segment/teacher", hard_weight=1.0,
+               losses=[{"method": "fitnet", "on": "features", "weight": 100.0},
+                       {"method": "kd", "on": "logits", "weight": 1.0}])
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run / "metrics.csv").write_text("epoch,train/loss,train/hard,train/kd,val/f1,train/term0_fitnet,train/term1_kd\n"
                                      "1,60,1.5,58.9,0.5,0.58,0.9\n"
@@ -71,6 +72,7 @@ def test_report_shows_each_distillation_term_against_the_task_loss(tmp_path, cli
     r = cli("report", run, "--out", tmp_path / "rep")
     assert r.code == 0, r.err
     md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## fit (distill, segment)" in md  # a distillation run says so
     assert "| weighted loss term | epoch 1 | epoch 2 | last / hard |  |" in md
     assert "| hard | 1.5000 | 0.7500 | 1.0000 |  |" in md
     assert "| term0_fitnet (x100) | 58.0000 | 48.7500 | 65.0000 | dominates the task loss |" in md

@@ -221,7 +221,9 @@ def val_cmd(
     weights: Annotated[Path, typer.Option("--weights", help="Checkpoint (.pt) to evaluate.")],
     data: Annotated[Path, typer.Option("--data", help="Data set folder.")],
     split: Annotated[str, typer.Option("--split", help="Split to evaluate.")] = "test",
-    threshold: Annotated[float | None, typer.Option("--threshold")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Crack-probability threshold (segmentation) "
+                                                    "or score threshold of the drawn boxes (detection); default: "
+                                                    "the one stored with the weights.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Evaluate weights on a labelled split: metrics JSON and overlay images (classifier: confusion matrix)."""
@@ -346,7 +348,9 @@ def predict_cmd(
     save: Annotated[bool, typer.Option("--save", help="Write masks and overlays (images) or an overlay video "
                                                       "(video, camera, stream), and predictions.jsonl.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per image or frame.")] = False,
-    threshold: Annotated[float | None, typer.Option("--threshold")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Crack-probability threshold (segmentation) "
+                                                    "or box score threshold (detection); default: the one stored "
+                                                    "with the weights.")] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads.")] = None,
     name: Annotated[str, typer.Option("--name", help="Run name (runs/predict/<name>).")] = "predict",
     vid_stride: Annotated[int, typer.Option("--vid-stride", help="Every N-th frame of a video or stream.")] = 1,

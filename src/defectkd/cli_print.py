@@ -19,11 +19,13 @@ def table(title: str, rows: list[dict], columns: list[str]) -> Table:
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*[escape(fmt(row.get(col))) for col in columns])  # "defectkd[openvino]" is not markup
+        table.add_row(*[escape(fmt(row.get(col), col)) for col in columns])  # "defectkd[openvino]" is not markup
     return table
 
 
-def fmt(v) -> str:
+def fmt(v, column: str = "") -> str:
+    if isinstance(v, float) and "fps" in column.lower():  # frames per second: 13.9, not 13.9000
+        return f"{v:.1f}"
     if isinstance(v, float):
         return f"{v:.4f}"
     if isinstance(v, int) and v >= 10_000:

@@ -183,7 +183,9 @@ def build_report(loaded: list[dict], out: Path, title: str = "defectkd report") 
         overlay = _overlay(task, group, out)
         blocks += [overlay] if overlay else []
     for r in loaded:
-        blocks.append(("h2", f"{r['name']} ({r['kind']}{', ' + r['task'] if r['kind'] == 'train' else ''})"))
+        kind = "distill" if r["kind"] == "train" and (r["config"].get("teacher") or r["config"].get("soft_labels")) \
+            else r["kind"]
+        blocks.append(("h2", f"{r['name']} ({kind}{', ' + r['task'] if r['kind'] == 'train' else ''})"))
         blocks.append(("p", f"folder: {r['path']}"))
         settings = [[k, _num(r["config"][k])] for k in SETTINGS if r["config"].get(k) not in (None, "")]
         if settings:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,13 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
 
 
 def distill(task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
-            resume: str | Path | None = None, **options: Any) -> dict:
+            resume: str | Path | None = None, baseline: bool = False, **options: Any) -> dict:
     """Distil a student: `teacher=` (run folder or weights, online) and/or `soft_labels=` (a cache
     folder, offline); other options as in `train` (model= is the student), plus T=, alpha=, method=.
-    The summary adds the teacher's metrics on the same validation images."""
+    The summary adds the teacher's metrics on the same validation images. With `baseline`, the same student is
+    also trained alone (same data, seed, epochs and settings) into <name>-alone, and the summary's `baseline`
+    holds the distillation gain on the test split (else the held-out validation images) with a paired bootstrap
+    95 % interval: "better", "worse" or "within noise"."""
     from defectkd.engine.fit import run
 
     plugin = get_task(task, "distill")
@@ -72,7 +76,34 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
         return train(task, overrides=overrides, resume=resume, **options)
     if options.get("soft_labels") is not None and not plugin.offline_distillation:
         raise ConfigError(f"distill {task}: soft_labels (offline) is segmentation only; give --teacher")
-    return run(plugin, build_config(plugin.distill_config(), config, options, overrides))
+    cfg = build_config(plugin.distill_config(), config, options, overrides)
+    if baseline and not plugin.compares_per_image:
+        raise ConfigError(f"distill {task} --baseline: its metric has no per-image terms to compare yet")
+    summary = run(plugin, cfg)
+    if baseline:
+        summary["baseline"] = _baseline(plugin, cfg, summary)
+        (Path(summary["run"]) / "results.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _baseline(plugin, cfg, summary: dict) -> dict:
+    """Train the student alone with the distillation run's settings, then compare the two on the same images."""
+    from defectkd.engine.compare import paired_bootstrap
+    from defectkd.engine.fit import run
+    from defectkd.models.loading import load_checkpoint_model
+
+    schema = plugin.train_config()
+    alone_options = {k: v for k, v in cfg.model_dump().items() if k in schema.model_fields}
+    alone_options["name"] = f"{Path(summary['run']).name}-alone"
+    alone = run(plugin, build_config(schema, None, alone_options))
+    _, hp = load_checkpoint_model(summary["best"])
+    split, samples = plugin.comparison_images(hp, cfg.data)
+    if not samples:
+        raise DataError(f"{cfg.data}: no labelled {split} images to compare the student alone with")
+    rows = [plugin.image_rows(Path(w), samples) for w in (summary["best"], alone["best"])]
+    return {"run": alone["run"], "split": split, "metric": plugin.metric_name, "alone_val": alone["val"],
+            **{("distilled" if k == "a" else "alone" if k == "b" else k): v
+               for k, v in paired_bootstrap(plugin, *rows).items()}}
 
 
 def kfold(k: int = 5, task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,

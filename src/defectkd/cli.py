@@ -14,7 +14,7 @@ import typer
 
 from defectkd import __version__
 from defectkd.cli_options import CONFIG, DISTILL, OVERRIDES, RESUME, RUN, SCALE, TASK, options
-from defectkd.cli_print import CHECK, VAL, err, out, print_summary, table
+from defectkd.cli_print import CHECK, VAL, err, out, print_baseline, print_summary, table
 from defectkd.core.errors import ConfigError, DefectKDError
 
 app = typer.Typer(help="defectkd: distil defect-inspection models into fast edge students.",
@@ -129,14 +129,19 @@ def distill_cmd(
     alpha: Annotated[float | None, typer.Option("--alpha", help="KD term weight (1-alpha: hard labels).")] = None,
     config: CONFIG = None,
     resume: RESUME = None,
+    baseline: Annotated[bool, typer.Option("--baseline", help="Also train the student alone (same data, seed and "
+                                           "budget) and report the gain with a paired bootstrap 95 % interval.")
+                        ] = False,
     options: dict | None = None,
 ) -> None:
     """Distil a teacher into a student: online (--teacher) or from cached soft labels (--soft-labels)."""
     from defectkd.api import distill
 
     summary = distill(task, config=config, overrides=overrides, resume=resume, model=student, feat=feat or None, T=T,
-                      alpha=alpha, **options)
+                      alpha=alpha, baseline=baseline, **options)
     print_summary(summary, "validation (best.pt, crack class)")
+    if "baseline" in summary:
+        print_baseline(summary["baseline"])
 
 
 @app.command("layers")

@@ -48,6 +48,18 @@ def print_summary(summary: dict, title: str) -> None:
               highlight=False, soft_wrap=True)
 
 
+def baseline_line(b: dict) -> str:
+    """The distillation gain in one sentence; an interval that holds 0 is "within noise", never a win."""
+    verdict = {"better": "distillation helps", "worse": "distillation hurts"}.get(b["verdict"], "within noise")
+    return (f"gain over the student alone ({b['run']}): {b['metric']} {b['distilled']:.4f} vs {b['alone']:.4f}, "
+            f"{b['gain']:+.4f} (95 % paired bootstrap [{b['low']:+.4f}, {b['high']:+.4f}] on {b['images']} "
+            f"{b['split']} images): {verdict}")
+
+
+def print_baseline(b: dict) -> None:
+    out.print(baseline_line(b), highlight=False, soft_wrap=True)
+
+
 def print_segment_check(report: dict) -> None:
     """`data check` of a segmentation set: pairs per split, sizes, crack fraction, problems."""
     out.print(f"[bold]{report['path']}[/]  layout: {report['layout']}")

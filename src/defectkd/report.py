@@ -107,6 +107,16 @@ def _pictures(r: dict, out: Path) -> list[Block]:
     return blocks
 
 
+def _baseline_block(b: dict | None) -> list[Block]:
+    """`distill --baseline`: the gain over the same student alone; an interval that holds 0 is not a win."""
+    if not b:
+        return []
+    verdict = {"better": "distillation helps", "worse": "distillation hurts"}.get(b["verdict"], "within noise")
+    return [("p", f"Against the student alone ({Path(b['run']).name}, same seed and budget), {b['images']} "
+                  f"{b['split']} images: {b['metric']} {b['distilled']:.4f} vs {b['alone']:.4f}, "
+                  f"gain {b['gain']:+.4f}, paired bootstrap 95 % [{b['low']:+.4f}, {b['high']:+.4f}]: {verdict}.")]
+
+
 def _terms_block(r: dict) -> list[Block]:
     """A distillation run's loss terms (metrics.csv) at its first and last epoch, each weighted as the loss used it
     (config `losses[i].weight`, `hard_weight`) against the weighted hard-label loss: a term 10x the task loss or
@@ -141,7 +151,7 @@ def _terms_block(r: dict) -> list[Block]:
 def _other_blocks(r: dict) -> list[Block]:
     d = r["data"]
     if r["kind"] == "train":
-        return _terms_block(r)
+        return _baseline_block(d.get("baseline")) + _terms_block(r)
     if r["kind"] == "val":
         m = d.get("metrics", d)
         keys = [k for k in m if isinstance(m[k], float | int) and not isinstance(m[k], bool)][:10]

@@ -211,20 +211,9 @@ def test_merged_records_mark_a_teacher_measured_in_an_earlier_call(tmp_path):
     assert [r["role"] for r in records.merge_records([unrelated], tmp_path / "b", setting)] == ["student"]
 
 
-def test_paired_bootstrap_by_hand():
-    """Pooled F1 and accuracy of per-image rows, and the paired interval's verdicts, against hand-computed values."""
-    import numpy as np
-
+def test_paired_bootstrap_script_agrees_with_the_runs(tmp_path, tiny_seg, tiny_weights, capsys):
+    """The script on two weights files: identical models are within noise with a zero gain."""
     pb = _load("paired_bootstrap")
-
-    seg = np.array([[2, 0, 0], [0, 2, 0], [1, 0, 1]], dtype=float)  # tp, fp, fn per image
-    assert pb.metric("segment", seg) == pytest.approx(2 * 3 / (2 * 3 + 2 + 1))  # pooled, not averaged per image
-    right, wrong = np.ones((40, 1)), np.zeros((40, 1))
-    r = pb.paired_bootstrap("classify", right, wrong, n=200)
-    assert (r["gain"], r["low"], r["high"], r["verdict"]) == (1.0, 1.0, 1.0, "A better")
-    same = pb.paired_bootstrap("classify", right, right, n=200)
-    assert (same["gain"], same["low"], same["high"], same["verdict"]) == (0.0, 0.0, 0.0, "within noise")
-    mixed = pb.paired_bootstrap("classify", np.r_[right[:20], wrong[:20]], np.r_[wrong[:20], right[:20]], n=500)
-    assert mixed["gain"] == 0.0 and mixed["low"] < 0 < mixed["high"] and mixed["verdict"] == "within noise"
-    with pytest.raises(ValueError, match="40 and 3 images"):
-        pb.paired_bootstrap("classify", right, right[:3])
+    assert pb.main([str(tiny_weights), str(tiny_weights), "--data", str(tiny_seg), "--resamples", "100", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert (r["task"], r["gain"], r["low"], r["high"], r["verdict"]) == ("segment", 0.0, 0.0, 0.0, "within noise")

@@ -68,6 +68,7 @@ class Task:
     offline_distillation: bool = False  # soft-label caches (segmentation)
     evaluates_robustness: bool = False  # `defectkd robustness` (Dice under corruptions)
     kfold_ok: bool = False  # `defectkd kfold` (its `kfold` hook)
+    compares_per_image: bool = False  # `distill --baseline` (its `image_rows` and `rows_metric` hooks)
     export_imgsz: bool = False  # `benchmark --imgsz` sets the export size (else the model's own)
     reads_any_folder: bool = False  # `data check` falls back to this task when no task claims a folder
 
@@ -186,6 +187,24 @@ class Task:
 
     def score(self, runtime, images: EvalImages, progress: Callable[[], None] | None = None) -> float:
         raise NotImplementedError
+
+    def splits(self, data: str | Path) -> list[str]:
+        """The split names a data set has in this task's layouts (`all` for a set without splits)."""
+        raise NotImplementedError
+
+    def comparison_images(self, hp: dict, data: str | Path) -> tuple[str, list]:
+        """The images two models are compared on: the data's test split when it has one, else the validation split
+        training held out (never images a model trained on)."""
+        split = "test" if "test" in self.splits(data) else "val"
+        return split, self.eval_images(hp, data, split).samples
+
+    def image_rows(self, weights: Path, samples: list):
+        """One row of numbers per image for a paired comparison (`engine.compare`), when `compares_per_image`."""
+        raise NotImplementedError(f"{self.name}: no per-image comparison")
+
+    def rows_metric(self, rows):
+        """The task's metric of rows (..., images, k), vectorised over the leading axes."""
+        raise NotImplementedError(f"{self.name}: no per-image comparison")
 
     def model_output(self, classes: int) -> str:
         """What a model of this task returns, for `defectkd models`."""

@@ -85,6 +85,18 @@ def test_val_json_confusion_and_deploy_file_agree(cli, trained, tiny_cls, tmp_pa
     assert again.code == 0 and "per class" in again.out and f"{m['accuracy']:.4f}" in again.out
 
 
+def test_distill_baseline_compares_accuracy_on_the_held_out_images(cli, trained, tiny_cls, tmp_path):
+    r = cli("distill", "classify", "--teacher", trained, "--student", "cmi", "--data", tiny_cls, "--baseline",
+            *TINY, f"project={tmp_path}")
+    assert r.code == 0, r.err
+    summary = json.loads((tmp_path / "classify" / "cmi-kd" / "results.json").read_text())
+    b = summary["baseline"]
+    assert b["metric"] == "accuracy" and b["split"] == "val" and b["images"] == summary["val"]["images"]
+    assert b["distilled"] == pytest.approx(summary["val"]["accuracy"]) and b["alone"] == pytest.approx(
+        b["alone_val"]["accuracy"])  # the same held-out images the runs validated on
+    assert (tmp_path / "classify" / "cmi-kd-alone" / "weights" / "best.pt").is_file()
+
+
 def test_distill_kd_from_a_run_and_dkd_from_a_deploy_file(cli, trained, tiny_cls, tmp_path):
     r = cli("distill", "classify", "--teacher", trained, "--student", "cmi", "--data", tiny_cls, "--T", 6, "--alpha",
             0.7, *TINY, f"project={tmp_path}")

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import yaml
 
 from defectkd.models import build_model
@@ -137,3 +138,33 @@ def test_layers_lists_paths_with_shapes_and_the_default_tap(cli):
     assert all("standard.b" in p for p in rows)
     r = cli("layers", "--model", "mcff-x")
     assert r.code == 2 and "unknown model 'mcff-x'" in r.err
+
+
+def test_baseline_trains_the_student_alone_and_compares_on_held_out_images(tmp_path, tiny_seg, tiny_weights, cli):
+    """`--baseline`: a <name>-alone run with the same settings, and the gain on the validation images (the tiny set
+    has no test split) with a paired bootstrap interval, in results.json, the CLI and the report."""
+    r = cli("distill", "segment", "--teacher", tiny_weights, "--student", "mcff-edge-n", "--data", tiny_seg,
+            "--method", "kd", "--baseline", "--seed", 3, *TINY, f"project={tmp_path}")
+    assert r.code == 0, r.err
+    run, alone = tmp_path / "segment" / "mcff-edge-n-kd", tmp_path / "segment" / "mcff-edge-n-kd-alone"
+    b = json.loads((run / "results.json").read_text())["baseline"]
+    assert b["run"] == str(alone) and b["split"] == "val" and b["metric"] == "F1"
+    cfg, alone_cfg = (yaml.safe_load((p / "config.yaml").read_text()) for p in (run, alone))
+    assert {k: alone_cfg[k] for k in ("model", "seed", "epochs", "imgsz", "batch", "data", "split_seed")} == {
+        k: cfg[k] for k in ("model", "seed", "epochs", "imgsz", "batch", "data", "split_seed")}
+    assert "teacher" not in alone_cfg and "T" not in alone_cfg
+    val_images = json.loads((run / "data.json").read_text())["val_images"]
+    assert b["images"] == len(val_images)
+    assert b["distilled"] == pytest.approx(json.loads((run / "results.json").read_text())["val"]["f1"], abs=1e-6)
+    assert b["low"] <= b["gain"] <= b["high"] and b["gain"] == pytest.approx(b["distilled"] - b["alone"])
+    assert b["verdict"] == ("within noise" if b["low"] <= 0 <= b["high"] else "better" if b["low"] > 0 else "worse")
+    assert "gain over the student alone" in r.out and b["verdict"].replace("better", "helps").split()[0] in r.out
+    rep = cli("report", run, "--out", tmp_path / "rep")
+    assert rep.code == 0 and "Against the student alone (mcff-edge-n-kd-alone" in (tmp_path / "rep" / "report.md"
+                                                                                 ).read_text()
+
+
+def test_baseline_is_refused_where_the_metric_has_no_per_image_terms(tmp_path, cli):
+    r = cli("distill", "detect", "--teacher", tmp_path / "t.pt", "--student", "retinanet-mnv3", "--data", tmp_path,
+            "--baseline")
+    assert r.code == 2 and "no per-image terms" in r.err

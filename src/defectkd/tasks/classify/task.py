@@ -13,6 +13,7 @@ class ClassifyTask(Task):
     name = "classify"
     label = "classification"
     metric_name = "accuracy"
+    compares_per_image = True
     main_metric = "val/accuracy"
     report_metrics = ("accuracy", "precision", "recall", "f1")
     val_files = "metrics.json and confusion.png"
@@ -162,6 +163,24 @@ class ClassifyTask(Task):
             if progress:
                 progress()
         return right / len(images.samples)
+
+    def image_rows(self, weights: Path, samples: list):
+        """1 where the top class is right, else 0, per image."""
+        import numpy as np
+
+        from defectkd.data.io import read_image
+
+        runtime = self.torch_runtime(weights)
+        return np.asarray([[float(np.argmax(runtime.classify(read_image(s.image))[0]) == s.label)] for s in samples])
+
+    def rows_metric(self, rows):
+        """Top-1 accuracy of the rows' images."""
+        return rows[..., 0].mean(-1)
+
+    def splits(self, data) -> list[str]:
+        from defectkd.tasks.classify.data import discover_classify
+
+        return list(discover_classify(data).splits)
 
     def model_output(self, classes: int) -> str:
         return f"softmax, {classes} classes"

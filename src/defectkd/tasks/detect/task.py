@@ -162,5 +162,10 @@ class DetectTask(Task):
                 progress()
         return float(metrics.compute().get("map_50", 0.0))
 
+    def splits(self, data) -> list[str]:
+        from defectkd.tasks.detect.data import discover_detect
+
+        return list(discover_detect(data).splits)
+
     def model_output(self, classes: int) -> str:
         return f"boxes, {classes} classes"

@@ -102,6 +102,34 @@ def test_max_drop_rejects_and_keeps_the_file_aside(edge_weights, tiny_seg, tmp_p
     assert not out.exists() and (tmp_path / "m.int8.rejected.onnx").is_file()
 
 
+def test_max_drop_refuses_a_student_that_finds_nothing(edge_weights, tiny_seg, tmp_path, monkeypatch):
+    """0 -> 0 loses nothing but is no pass: a model whose own metric is ~0 is refused and kept aside."""
+    from defectkd.core.errors import ExportError
+    from defectkd.export import exporter, quality
+
+    monkeypatch.setattr(quality, "score", lambda runtime, images, progress=None: 0.0)
+    out = tmp_path / "dead.int8.onnx"
+    with pytest.raises(ExportError, match=r"scores F1 0.0000 on \d+ validation images: it finds nothing.*kept aside"):
+        exporter.export_model(edge_weights, "onnx-int8", imgsz=64, data=tiny_seg, out=out, max_drop=0.01)
+    assert not out.exists() and (tmp_path / "dead.int8.rejected.onnx").is_file()
+
+
+def test_max_drop_refuses_constant_outputs(edge_weights, tiny_seg, tmp_path):
+    """All weights zero: the same logits for every pixel of every image, refused before any metric is trusted."""
+    import torch
+
+    from defectkd.core.errors import ExportError
+    from defectkd.export import exporter
+
+    deploy = torch.load(edge_weights, weights_only=True)
+    deploy["state_dict"] = {k: torch.zeros_like(v) for k, v in deploy["state_dict"].items()}
+    dead = tmp_path / "dead.pt"
+    torch.save(deploy, dead)
+    with pytest.raises(ExportError, match="outputs are constant"):
+        exporter.export_model(dead, "onnx-int8", imgsz=64, data=tiny_seg, out=tmp_path / "d.int8.onnx", max_drop=0.01)
+    assert (tmp_path / "d.int8.rejected.onnx").is_file()
+
+
 @pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed")
 def test_openvino_export_matches_onnx_and_predicts(cli, edge_weights, tiny_seg, tmp_path):
     out = tmp_path / "edge_openvino_model"

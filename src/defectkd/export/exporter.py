@@ -21,6 +21,8 @@ from defectkd.export.formats import ExportFormat, check_options, resolve_format
 from defectkd.export.onnx_export import export_onnx
 
 DEFAULT_FRACTION = 0.25
+DEAD_METRIC = 0.01  # `--max-drop` refuses a model whose own FP32 metric is below this: a student that finds nothing
+CONSTANT_OUTPUT = 1e-6  # ... or whose outputs on the check image span less than this
 
 
 def aside(out: Path) -> Path:
@@ -118,17 +120,29 @@ def _convert(fmt: ExportFormat, weights: Path, tmp: Path, out: Path, imgsz: int 
     if checked is not None:
         before, after = score(fp32, checked, progress), score(exported, checked, progress)
         metric = metric_name(task)
-        summary.update(metric=metric, images=len(checked.samples), metric_fp32=before, metric_int8=after,
-                       drop=before - after, max_drop=max_drop)
-        if max_drop is not None and before - after > max_drop:
-            kept = aside(out)
-            out.rename(kept)
-            if Path(str(out) + ".json").exists():
-                Path(str(out) + ".json").rename(Path(str(kept) + ".json"))
-            raise ExportError(f"{out}: INT8 loses {before - after:.4f} {metric} on {len(checked.samples)} validation "
-                              f"images ({before:.4f} -> {after:.4f}), more than --max-drop {max_drop:g}; "
-                              f"kept aside as {kept}")
+        n = len(checked.samples)
+        summary.update(metric=metric, images=n, metric_fp32=before, metric_int8=after, drop=before - after,
+                       max_drop=max_drop)
+        if max_drop is not None:  # a dead model loses nothing: 0 -> 0 is not a pass
+            if float(np.ptp(reference)) < CONSTANT_OUTPUT:
+                _reject(out, f"the model's outputs are constant (the same {reference.size} values whatever the "
+                             "image): it has learnt nothing; see its run's metrics.csv and `defectkd report`")
+            if before < DEAD_METRIC:
+                _reject(out, f"the model itself scores {metric} {before:.4f} on {n} validation images: it finds "
+                             "nothing, so no drop can be checked; see its run's metrics.csv and `defectkd report`")
+            if before - after > max_drop:
+                _reject(out, f"INT8 loses {before - after:.4f} {metric} on {n} validation images ({before:.4f} -> "
+                             f"{after:.4f}), more than --max-drop {max_drop:g}")
     return summary
+
+
+def _reject(out: Path, why: str) -> None:
+    """Move a refused export aside (never delete what was made) and say why in one line."""
+    kept = aside(out)
+    out.rename(kept)
+    if Path(str(out) + ".json").exists():
+        Path(str(out) + ".json").rename(Path(str(kept) + ".json"))
+    raise ExportError(f"{out}: {why}; kept aside as {kept}")
 
 
 def _check_input(runtime, hp: dict, image, task: str) -> np.ndarray:

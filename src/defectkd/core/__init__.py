@@ -1,1 +1,1 @@
-"""defectkd.core"""
+"""Leaves every layer may use: errors, config parsing, checkpoint reading, run folders, device, logging."""

@@ -1,1 +1,1 @@
-"""defectkd.tasks.detect"""
+"""Defect detection: VOC, COCO and YOLO boxes, RetinaNet, COCO mAP (plug-in: task.py)."""

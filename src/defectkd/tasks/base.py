@@ -64,7 +64,6 @@ class Task:
     # point but costs a NEU-DET classifier 5.6 accuracy points and a RetinaNet 8 mAP50 points, which the 99.999th
     # percentile brings back to 0.7 and 0.1
     int8_calibration: str = "percentile"
-    val_files: str = "metrics.json"  # what `val` writes, said by the CLI
     offline_distillation: bool = False  # soft-label caches (segmentation)
     evaluates_robustness: bool = False  # `defectkd robustness` (Dice under corruptions)
     kfold_ok: bool = False  # `defectkd kfold` (its `kfold` hook)

@@ -16,7 +16,6 @@ class ClassifyTask(Task):
     compares_per_image = True
     main_metric = "val/accuracy"
     report_metrics = ("accuracy", "precision", "recall", "f1")
-    val_files = "metrics.json and confusion.png"
 
     def train_config(self) -> type:
         from defectkd.tasks.classify.config import ClassifyTrainConfig

@@ -16,7 +16,6 @@ class DetectTask(Task):
     metric_name = "mAP50"
     main_metric = "val/map_50"
     report_metrics = ("map", "map_50", "map_75", "mar_100")
-    val_files = "metrics.json, pr_curve.png and examples/"
 
     def train_config(self) -> type:
         from defectkd.tasks.detect.config import DetectTrainConfig

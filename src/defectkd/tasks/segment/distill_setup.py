@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from defectkd.core.errors import ConfigError
 from defectkd.distill.teacher import join_files, load_teacher, teacher_files
+from defectkd.tasks.base import TrainSetup
 from defectkd.tasks.segment.config import DistillSegmentConfig
 from defectkd.tasks.segment.dataset import SegmentationDataset, train_transform
 from defectkd.tasks.segment.distill_module import DistillModule
 from defectkd.tasks.segment.soft_labels import SoftLabelCache, file_sha256
-
-
-@dataclass
-class DistillSetup:
-    module: DistillModule
-    train_set: SegmentationDataset
-    teacher_weights: str | None  # for the teacher/student comparison (files joined by commas); None if unknown
 
 
 def _teacher_heads(teacher: torch.nn.Module) -> list[str]:
@@ -27,18 +20,19 @@ def _teacher_heads(teacher: torch.nn.Module) -> list[str]:
         return list(teacher.forward_heads(torch.zeros(1, 3, 64, 64)).keys())
 
 
-def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path, resolved: dict) -> DistillSetup:
-    """Module + training set for online (teacher in memory) or offline (cached soft labels) KD."""
+def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path, resolved: dict) -> TrainSetup:
+    """Module + training set for online (teacher in memory) or offline (cached soft labels) KD, and the teacher's
+    weights files (joined by commas) for the side-by-side comparison: None when the cache's teacher is unknown."""
     teacher_file = join_files(teacher_files(cfg.teacher)) if cfg.teacher else None
     transform = train_transform(cfg.imgsz, cfg.seed, soft_targets=not cfg.online)
     if cfg.online:
         if cfg.unlabelled:
             raise ConfigError("unlabelled=true trains on cached soft labels: give soft_labels (offline) too")
-        teacher, _ = load_teacher(teacher_file)
+        teacher, name = load_teacher(teacher_file)
         heads = _teacher_heads(teacher)
         module = _module(cfg, resolved, teacher, heads, getattr(teacher, "main_head", heads[0]))
         train_set = SegmentationDataset(train, transform, cfg.cache, cfg.mask_dilate)
-        return DistillSetup(module, with_noisy_student(train_set, cfg), teacher_file)
+        return TrainSetup(module, with_noisy_student(train_set, cfg), teacher_file, name, teacher)
     not_kd = [t.method for t in cfg.losses if t.method != "kd" or t.on != "logits" or t.params.get("T", cfg.T) != cfg.T]
     if not_kd:
         raise ConfigError(f"soft_labels: offline distillation stores probabilities at T={cfg.T:g}, usable by kd on "
@@ -58,7 +52,7 @@ def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path
         if all(p.is_file() and file_sha256(p) == h for p, h in zip(recorded, hashes, strict=True)):
             teacher_file = cache.manifest["teacher"]
     train_set = SoftLabelDataset(samples, cache, transform, cfg.cache, cfg.mask_dilate)
-    return DistillSetup(module, with_noisy_student(train_set, cfg), teacher_file)
+    return TrainSetup(module, with_noisy_student(train_set, cfg), teacher_file)
 
 
 def with_noisy_student(train_set: SegmentationDataset, cfg: DistillSegmentConfig):

@@ -20,7 +20,6 @@ class SegmentTask(Task):
     main_metric = "val/f1"
     report_metrics = ("f1", "iou", "precision", "recall", "ods_f1", "ois_f1")
     int8_calibration = "minmax"
-    val_files = "metrics.json, overlays/ and pr_curve.png"
     offline_distillation = True
     evaluates_robustness = True
     kfold_ok = True
@@ -84,8 +83,7 @@ class SegmentTask(Task):
         if isinstance(cfg, DistillSegmentConfig):
             from defectkd.tasks.segment.distill_setup import prepare_distillation
 
-            s = prepare_distillation(cfg, data.train, data.source.root, resolved)
-            setup = TrainSetup(s.module, s.train_set, s.teacher_weights)
+            setup = prepare_distillation(cfg, data.train, data.source.root, resolved)
         else:
             module = SegmentModule(cfg.model, cfg.model_kwargs(), resolved, pretrained=cfg.pretrained)
             train_set = SegmentationDataset(data.train, train_transform(cfg.imgsz, cfg.seed), cfg.cache,
@@ -123,7 +121,10 @@ class SegmentTask(Task):
         from defectkd.models.info import count_parameters
         from defectkd.tasks.segment.evaluate import evaluate_model
 
-        teacher, name = load_teacher(setup.teacher_weights)  # offline runs hold no teacher in memory
+        if setup.teacher is not None:  # online: the teacher that taught, already in memory
+            teacher, name = setup.teacher.cpu().float(), setup.teacher_name
+        else:  # offline: the cache's teacher, read from its files
+            teacher, name = load_teacher(setup.teacher_weights)
         return {"weights": str(setup.teacher_weights), "model": name, "parameters": count_parameters(teacher),
                 "val": evaluate_model(teacher, data.val, threshold=cfg.threshold, tolerant=True)}
 

@@ -88,22 +88,21 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
 
 def _baseline(plugin, cfg, summary: dict) -> dict:
     """Train the student alone with the distillation run's settings, then compare the two on the same images."""
+    from defectkd.core.checkpoint import read_checkpoint
     from defectkd.engine.compare import paired_bootstrap
     from defectkd.engine.fit import run
-    from defectkd.models.loading import load_checkpoint_model
 
     schema = plugin.train_config()
     alone_options = {k: v for k, v in cfg.model_dump().items() if k in schema.model_fields}
     alone_options["name"] = f"{Path(summary['run']).name}-alone"
     alone = run(plugin, build_config(schema, None, alone_options))
-    _, hp = load_checkpoint_model(summary["best"])
-    split, samples = plugin.comparison_images(hp, cfg.data)
+    split, samples = plugin.comparison_images(read_checkpoint(summary["best"])["hyper_parameters"], cfg.data)
     if not samples:
         raise DataError(f"{cfg.data}: no labelled {split} images to compare the student alone with")
     rows = [plugin.image_rows(Path(w), samples) for w in (summary["best"], alone["best"])]
-    return {"run": alone["run"], "split": split, "metric": plugin.metric_name, "alone_val": alone["val"],
-            **{("distilled" if k == "a" else "alone" if k == "b" else k): v
-               for k, v in paired_bootstrap(plugin, *rows).items()}}
+    result = paired_bootstrap(plugin, *rows)
+    result["distilled"], result["alone"] = result.pop("a"), result.pop("b")
+    return {"run": alone["run"], "split": split, "metric": plugin.metric_name, "alone_val": alone["val"], **result}
 
 
 def kfold(k: int = 5, task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,

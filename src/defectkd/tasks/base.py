@@ -126,7 +126,7 @@ class Task:
         raise NotImplementedError
 
     def kfold(self, cfg, k: int) -> dict:
-        raise ConfigError(f"kfold: task {self.name!r} not available yet (available: segment)")
+        raise ConfigError(f"kfold: task {self.name!r} not available yet")  # `kfold_ok` tells the verbs first
 
     # verbs on weights
     def val(self, model, hp: dict, weights, data, split: str, threshold: float | None, save_dir, project,

@@ -50,28 +50,10 @@ def match_detections(ref: dict, got: dict, threshold: float, margin: float = 1e-
     return worst, unmatched
 
 
-def _parity_rgb(image: str | Path | None, data: str | None, size: int) -> tuple[np.ndarray, str]:
-    if image is None and data and Path(data).exists():
-        from defectkd.core.errors import DataError
-        from defectkd.tasks.detect.data import discover_detect
-
-        try:
-            source = discover_detect(data)
-            image = next((s.image for split in source.splits.values() for s in split if s.image.is_file()), None)
-        except DataError:
-            image = None
-    if image is not None:
-        from defectkd.data.io import read_image
-
-        return read_image(image), str(image)
-    from defectkd.tasks.detect.synthetic import synth_detect_sample
-
-    return synth_detect_sample(0, size)[0], "synthetic defect image"
-
-
-def export_detector(model: torch.nn.Module, hp: dict, out: Path, imgsz: int | None = None, opset: int = 17,
-                    image: str | Path | None = None) -> dict:
-    """Export a RetinaNetDetector (see the module docstring); returns the summary `defectkd export` prints."""
+def export_detector(model: torch.nn.Module, hp: dict, out: Path, parity: tuple[np.ndarray, str],
+                    imgsz: int | None = None, opset: int = 17) -> dict:
+    """Export a RetinaNetDetector (see the module docstring) and check it on `parity` (RGB uint8, its name);
+    returns the summary `defectkd export` prints."""
     import onnx
 
     from defectkd.core.errors import ExportError
@@ -100,7 +82,7 @@ def export_detector(model: torch.nn.Module, hp: dict, out: Path, imgsz: int | No
             "post": json.dumps(post), "producer": "defectkd"}
     save_checked(proto, meta, out)
 
-    rgb, source = _parity_rgb(image, config.get("data"), post["max_size"])
+    rgb, source = parity
     detector = OnnxDetector(out)
     from defectkd.deploy.detect_post import preprocess
 

@@ -117,7 +117,9 @@ class DetectTask(Task):
     def export_onnx(self, model, hp, out, imgsz, dynamic, opset, image) -> dict:
         from defectkd.tasks.detect.export import export_detector
 
-        return export_detector(model, hp, out, imgsz=imgsz, opset=opset, image=image)
+        image = image or self.training_image(hp)  # else a synthetic image at the detector's own size
+        parity = self.parity_rgb(image, None) if image else self.parity_sample(model.post["max_size"])
+        return export_detector(model, hp, out, parity, imgsz=imgsz, opset=opset)
 
     def parity_sample(self, size: int):
         from defectkd.tasks.detect.synthetic import synth_detect_sample

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,7 +48,7 @@ def options(*groups: dict[str, tuple[Any, Any]]):
 
     def wrap(fn):
         sig = inspect.signature(fn)
-        hints = typing_hints(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)  # cli.py's annotations are postponed strings
         own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()
                if p.name != "options"]
         added = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=d)
@@ -64,10 +65,3 @@ def options(*groups: dict[str, tuple[Any, Any]]):
         return command
 
     return wrap
-
-
-def typing_hints(fn) -> dict[str, Any]:
-    """The function's own annotations, resolved (cli.py uses postponed annotations)."""
-    import typing
-
-    return typing.get_type_hints(fn, include_extras=True)

@@ -1,5 +1,5 @@
 """What the CLI prints: tables of runs, checks and metrics. Each task's printers sit in the tables at the
-bottom (`CHECK`, `VAL`, `SUMMARY_COLUMNS`), looked up by the `task` a result names."""
+bottom (`SUMMARY`, `CHECK`, `VAL`), looked up by the `task` a result names."""
 
 from __future__ import annotations
 
@@ -48,16 +48,10 @@ def print_summary(summary: dict, title: str) -> None:
               highlight=False, soft_wrap=True)
 
 
-def baseline_line(b: dict) -> str:
-    """The distillation gain in one sentence; an interval that holds 0 is "within noise", never a win."""
-    verdict = {"better": "distillation helps", "worse": "distillation hurts"}.get(b["verdict"], "within noise")
-    return (f"gain over the student alone ({b['run']}): {b['metric']} {b['distilled']:.4f} vs {b['alone']:.4f}, "
-            f"{b['gain']:+.4f} (95 % paired bootstrap [{b['low']:+.4f}, {b['high']:+.4f}] on {b['images']} "
-            f"{b['split']} images): {verdict}")
-
-
 def print_baseline(b: dict) -> None:
-    out.print(baseline_line(b), highlight=False, soft_wrap=True)
+    from defectkd.engine.compare import describe_gain
+
+    out.print(f"gain over the student alone ({b['run']}): {describe_gain(b)}", highlight=False, soft_wrap=True)
 
 
 def print_segment_check(report: dict) -> None:

@@ -111,10 +111,9 @@ def _baseline_block(b: dict | None) -> list[Block]:
     """`distill --baseline`: the gain over the same student alone; an interval that holds 0 is not a win."""
     if not b:
         return []
-    verdict = {"better": "distillation helps", "worse": "distillation hurts"}.get(b["verdict"], "within noise")
-    return [("p", f"Against the student alone ({Path(b['run']).name}, same seed and budget), {b['images']} "
-                  f"{b['split']} images: {b['metric']} {b['distilled']:.4f} vs {b['alone']:.4f}, "
-                  f"gain {b['gain']:+.4f}, paired bootstrap 95 % [{b['low']:+.4f}, {b['high']:+.4f}]: {verdict}.")]
+    from defectkd.engine.compare import describe_gain
+
+    return [("p", f"Against the student alone ({Path(b['run']).name}, same seed and budget): {describe_gain(b)}.")]
 
 
 def _terms_block(r: dict) -> list[Block]:

@@ -22,3 +22,11 @@ def paired_bootstrap(task, a: np.ndarray, b: np.ndarray, n: int = RESAMPLES, see
     return {"images": len(a), "a": float(task.rows_metric(a)), "b": float(task.rows_metric(b)), "gain": gain,
             "low": low, "high": high,
             "verdict": "within noise" if low <= 0 <= high else ("better" if low > 0 else "worse")}
+
+
+def describe_gain(b: dict) -> str:
+    """A `distill --baseline` result in words: both figures, the gain, its interval and the verdict; an interval
+    that holds 0 is "within noise", never a win."""
+    verdict = {"better": "distillation helps", "worse": "distillation hurts"}.get(b["verdict"], "within noise")
+    return (f"{b['metric']} {b['distilled']:.4f} vs {b['alone']:.4f}, {b['gain']:+.4f} (95 % paired bootstrap "
+            f"[{b['low']:+.4f}, {b['high']:+.4f}] on {b['images']} {b['split']} images): {verdict}")

@@ -145,7 +145,8 @@ def test_malformed_and_oversized_messages_are_counted_not_fatal(tmp_path):
         for _ in range(5):
             push.send_multipart([good, b"\x89PNG\r\n\x1a\n" + b"x" * 5000])  # over --max-bytes
         push.send_multipart([good, b""])
-        assert wait_for(lambda: rx.stats()["received"] == 1006, 60), rx.stats()
+        # "received" counts on arrival, "stored" after the write: wait for both
+        assert wait_for(lambda: rx.stats()["received"] == 1006 and rx.stats()["stored"] == 1, 60), rx.stats()
         stats = rx.stats()
         push.close()
     assert stats["malformed"] == 1000 and stats["dropped_oversize"] == 5 and stats["stored"] == 1

@@ -9,11 +9,23 @@ import sys
 LOGGER = logging.getLogger("defectkd")
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now, so a replaced stream (pytest capture, a notebook) never breaks it."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # noqa: ANN001
+        pass
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     """Plain one-line messages on stderr (once, however often it is called)."""
     if any(getattr(h, "_defectkd", False) for h in LOGGER.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler._defectkd = True  # type: ignore[attr-defined]
     LOGGER.addHandler(handler)

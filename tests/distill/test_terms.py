@@ -14,6 +14,8 @@ from defectkd.tasks.segment.distill_module import DistillModule
 
 
 def _cfg(**kw) -> dict:
+    """The recipe's own weights (balance none): the tests compare the loss with its formula."""
+    kw = {"method": "kd", "balance": "none", **kw}
     return DistillSegmentConfig(data="x", teacher="t.pt", channels_last=False, **kw).model_dump()
 
 
@@ -31,18 +33,22 @@ def _module(teacher=None, **kw) -> tuple[DistillModule, nn.Module]:
 
 
 def test_recipes_fill_published_defaults_and_explicit_values_win():
-    kd = DistillSegmentConfig(data="x", teacher="t")
+    online, offline = DistillSegmentConfig(data="x", teacher="t"), DistillSegmentConfig(data="x", soft_labels="c")
+    assert (online.method, offline.method) == ("rfkd", "kd")  # rfkd needs the teacher's features in memory
+    assert (online.balance, online.hard_weight) == ("loss", 1.0)  # balanced: full task loss, terms measured
+    kd = DistillSegmentConfig(data="x", teacher="t", method="kd", balance="none")
     assert (kd.T, kd.alpha, kd.hard_weight, kd.noisy_fraction) == (10.0, 0.9, pytest.approx(0.1), 0.0)
     assert [(t.method, t.on, t.weight) for t in kd.losses] == [("kd", "logits", 0.9)]
     mgd = DistillSegmentConfig(data="x", teacher="t", method="mgd")
     assert [(t.method, t.on, t.weight) for t in mgd.losses] == [("mgd", "features", 1.0), ("cwd", "logits", 3.0)]
     assert mgd.losses[0].params == {"alpha": 2e-5, "mask_ratio": 0.75, "mask": "spatial"}
     assert mgd.losses[1].params == {"T": 4.0} and mgd.hard_weight == 1.0
-    rfkd = DistillSegmentConfig(data="x", teacher="t", method="rfkd", T=2.0)
+    rfkd = DistillSegmentConfig(data="x", teacher="t", method="rfkd", T=2.0, alpha=0.5)
     assert rfkd.noisy_fraction == pytest.approx(1 / 3) and rfkd.losses[0].params["T"] == 2.0
     assert [t.method for t in rfkd.losses] == ["kd", "pairwise"] and rfkd.hard_weight == pytest.approx(0.5)
+    assert rfkd.balance == "none"  # alpha given: the user's weighting, as written
     fit = DistillSegmentConfig(data="x", teacher="t", method="fitnet", hard_weight=0.5)
-    assert fit.hard_weight == 0.5 and fit.losses[0].weight == 100.0
+    assert fit.hard_weight == 0.5 and fit.losses[0].weight == 100.0 and fit.balance == "none"
     # the resolved config round-trips (resume re-validates it) without changing
     again = DistillSegmentConfig(**mgd.model_dump())
     assert again.model_dump() == mgd.model_dump()

@@ -21,6 +21,8 @@ class LossTerm(BaseModel):
         "logits", description="logits (every head) or features (the `feat` pairs)")
     weight: float = Field(
         1.0, ge=0, description="config-level weight of this term (the loss keeps its own coefficients)")
+    share: float | None = Field(None, gt=0, le=1, description="with balance=loss: this term's share of the "
+                                "weighted task loss (default 0.5 logits, 0.25 features)")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of build_loss")
     feat: list[str] | None = Field(None, description="this term's student.path:teacher.path pairs")
 
@@ -37,6 +39,11 @@ class DistillFields(BaseModel):
     losses: list[LossTerm] | None = Field(None, description="explicit weighted terms instead of the recipe's")
     feat: list[str] = Field(default_factory=list, description="feature pairs student.path:teacher.path "
                             "(default: each model's `feature_layer`)")
+    balance: Literal["loss", "none"] | None = Field(
+        None, description="loss: weight each term from its measured size on the first batches (a share of the task "
+        "loss); none: the recipe's or your weights as they are (default: loss, none when you give losses, "
+        "hard_weight or alpha)")
+    balance_steps: int = Field(20, ge=1, le=1000, description="batches the balance is measured on")
 
     def resolve_recipe(self, alpha: float | None = None, recipes: dict | None = None) -> dict:
         """Fill T, hard_weight and losses from the task's recipe table (None: segmentation's); returns the expanded
@@ -47,8 +54,10 @@ class DistillFields(BaseModel):
         kwargs = {"recipes": recipes} if recipes is not None else {}
         r = expand(self.method, self.T, alpha, given, epochs=self.epochs, **kwargs)
         self.T = r["T"]
-        if self.hard_weight is None:
-            self.hard_weight = r["hard_weight"]
-        self.losses = [LossTerm(**t, feat=(g or {}).get("feat")) for t, g in
+        if self.balance is None:  # explicit weights are kept as given; otherwise the terms are measured
+            self.balance = "none" if given is not None or self.hard_weight is not None or alpha is not None else "loss"
+        if self.hard_weight is None:  # balanced: the task loss keeps full weight, the terms a share of it
+            self.hard_weight = 1.0 if self.balance == "loss" else r["hard_weight"]
+        self.losses = [LossTerm(**t, feat=(g or {}).get("feat"), share=(g or {}).get("share")) for t, g in
                        zip(r["losses"], given or [None] * len(r["losses"]), strict=True)]
         return r

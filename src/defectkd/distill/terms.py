@@ -8,10 +8,13 @@ FPN levels; the rest is here, once.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 from defectkd.distill import build_loss
+from defectkd.distill.balance import TermBalancer, default_shares
 from defectkd.distill.features import FeatureTaps, parse_feature_pairs
 from defectkd.distill.recipes import CHANNEL_ADAPTED
 
@@ -41,6 +44,9 @@ def try_loss(loss: nn.Module, s: torch.Tensor, t: torch.Tensor, target, what: st
         raise ValueError(f"{what} ({str(exc).splitlines()[0]})") from None
 
 
+log = logging.getLogger("defectkd")
+
+
 class DistillTerms:
     """Mixin for a LightningModule whose `self.model` is the student."""
 
@@ -65,6 +71,34 @@ class DistillTerms:
         teacher_paths = [t for pairs in self.pairs for _, t in pairs]
         self.student_taps = FeatureTaps(self.model, student_paths, "student") if student_paths else None
         self.teacher_taps = FeatureTaps(teacher, teacher_paths, "teacher") if teacher_paths else None
+        balanced = config.get("balance") == "loss" and self.terms
+        self.balancer = TermBalancer(default_shares(self.terms), config.get("balance_steps", 20)) if balanced else None
+
+    def term_weights(self) -> list[float]:
+        """The weights the loss uses now: the balancer's (measured) or the config's."""
+        if self.balancer is not None:
+            return self.balancer.weights.tolist()
+        return [float(t["weight"]) for t in self.terms]
+
+    def _mean_over_ranks(self, row: torch.Tensor) -> torch.Tensor:
+        trainer = self._trainer
+        return trainer.strategy.reduce(row, reduce_op="mean") if trainer is not None and trainer.world_size > 1 else row
+
+    def weigh_terms(self, task: torch.Tensor, values: list[torch.Tensor], n: int) -> torch.Tensor:
+        """sum_i w_i * value_i, each term logged raw, weighted and with its weight; `task` is the weighted task
+        loss the balancer measures the terms against (while it calibrates)."""
+        if self.balancer is not None and self.training and self.balancer.calibrating:
+            ramps = [getattr(loss, "warmup_factor", 1.0) for loss in self.distill_losses]  # DKD: size before ramp
+            raw = [v / max(r, 1e-6) for v, r in zip(values, ramps, strict=True)]
+            if self.balancer.update(task, raw, reduce=self._mean_over_ranks) and self.global_rank == 0:
+                log.info(self.balancer.describe([t["method"] for t in self.terms]))
+        distill = task.new_zeros(())
+        for i, (term, w, value) in enumerate(zip(self.terms, self.term_weights(), values, strict=True)):
+            name = f"{i}_{term['method']}"
+            self.log(f"train/term{name}", value, on_step=True, on_epoch=True, batch_size=n)
+            self.log(f"train/weight{name}", w, on_step=False, on_epoch=True, batch_size=n)
+            distill = distill + w * value
+        return distill
 
     def feature_losses(self, term: dict, pairs: list[tuple[str, str]], s_feats: dict, t_feats: dict) -> nn.ModuleList:
         """One loss per feature pair, adapters sized from the probe's maps, each tried once."""

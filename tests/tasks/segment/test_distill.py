@@ -13,7 +13,7 @@ TINY = ["epochs=1", "imgsz=48", "batch=4", "workers=0"]
 
 def test_online_distillation_run_has_student_only_weights_and_teacher_comparison(tmp_path, tiny_seg, tiny_weights, cli):
     r = cli("distill", "segment", "--teacher", tiny_weights, "--student", "mcff-l", "--data", tiny_seg,
-            "--T", 4, "--alpha", 0.7, *TINY, f"project={tmp_path}")
+            "--method", "kd", "--T", 4, "--alpha", 0.7, *TINY, f"project={tmp_path}")
     assert r.code == 0, r.err
     run = tmp_path / "segment" / "mcff-l-kd"
     cfg = yaml.safe_load((run / "config.yaml").read_text())

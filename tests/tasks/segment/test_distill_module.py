@@ -12,8 +12,8 @@ from defectkd.tasks.segment.distill_module import DistillModule, head_map, match
 def _module(alpha=0.9, kd_heads="auto", aux_weight=0.4):
     torch.manual_seed(0)
     teacher = build_model("mcff-l", norm="batch")
-    cfg = DistillSegmentConfig(data="x", teacher="t.pt", alpha=alpha, kd_heads=kd_heads, aux_weight=aux_weight,
-                               T=4.0, channels_last=False).model_dump()
+    cfg = DistillSegmentConfig(data="x", teacher="t.pt", method="kd", alpha=alpha, kd_heads=kd_heads,
+                               aux_weight=aux_weight, T=4.0, channels_last=False).model_dump()
     heads = ["standard", "dilated", "rect", "mix"]
     module = DistillModule("mcff-l", {"classes": 2}, cfg, teacher=teacher, teacher_heads=heads, teacher_main="mix")
     return module, teacher

@@ -114,16 +114,12 @@ class ClassifyDistillModule(DistillTerms, ClassifyModule):
             self.teacher.eval()
             t_logits = self.teacher(x).float()
             t_feats = dict(self.teacher_taps.features) if self.teacher_taps else {}
-        distill = logits.new_zeros(())
-        for i, (term, loss, pairs) in enumerate(zip(self.terms, self.distill_losses, self.pairs, strict=True)):
-            if term["on"] == "features":
-                value = self.feature_value(loss, pairs, s_feats, t_feats)
-            else:
-                value = loss(logits, t_logits, y)
-            self.log(f"train/term{i}_{term['method']}", value, on_step=True, on_epoch=True, batch_size=x.shape[0])
-            distill = distill + term["weight"] * value
-        total = self.hard_weight * hard + distill
+        values = [self.feature_value(loss, pairs, s_feats, t_feats) if term["on"] == "features"
+                  else loss(logits, t_logits, y)
+                  for term, loss, pairs in zip(self.terms, self.distill_losses, self.pairs, strict=True)]
         n = x.shape[0]
+        distill = self.weigh_terms(self.hard_weight * hard, values, n)
+        total = self.hard_weight * hard + distill
         self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/hard", hard, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/kd", distill, on_step=True, on_epoch=True, batch_size=n)

@@ -103,11 +103,9 @@ class DetectDistillModule(DistillTerms, DetectModule):
             self.teacher.features(images)
             t_feats = dict(self.teacher_taps.features)
         n = len(images)
-        distill = hard.new_zeros(())
-        for i, (term, loss, pairs) in enumerate(zip(self.terms, self.distill_losses, self.pairs, strict=True)):
-            value = self.feature_value(loss, pairs, s_feats, t_feats)
-            self.log(f"train/term{i}_{term['method']}", value, on_step=True, on_epoch=True, batch_size=n)
-            distill = distill + term["weight"] * value
+        values = [self.feature_value(loss, pairs, s_feats, t_feats)
+                  for loss, pairs in zip(self.distill_losses, self.pairs, strict=True)]
+        distill = self.weigh_terms(self.hard_weight * hard, values, n)
         total = self.hard_weight * hard + distill
         self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/hard", hard, on_step=True, on_epoch=True, batch_size=n)

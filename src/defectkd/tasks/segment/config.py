@@ -58,7 +58,8 @@ class DistillSegmentConfig(DistillFields, SegmentTrainConfig):
 
     teacher: str | None = Field(None, description="teacher run folder or weights (online KD; optional offline)")
     soft_labels: str | None = Field(None, description="soft-label cache folder (offline KD, no teacher in memory)")
-    method: str = Field("kd", description="recipe: kd, fitnet, at, cwd, mgd, dkd, pairwise, rfkd")
+    method: str | None = Field(None, description="recipe: kd, fitnet, at, cwd, mgd, dkd, pairwise, rfkd (default: "
+                               "rfkd online, the method that measured best on DeepCrack; kd offline)")
     T: float | None = Field(None, gt=0, description="temperature (kd: 10, MCFF-L's best of 5, 10, 15; others 4)")
     alpha: float | None = Field(None, ge=0, le=1, description="kd, rfkd: KD term weight; 1 - alpha on hard labels")
     hard_weight: float | None = Field(None, ge=0, description="weight of the hard-label loss (default: recipe)")
@@ -76,6 +77,8 @@ class DistillSegmentConfig(DistillFields, SegmentTrainConfig):
     def _resolve_recipe(self) -> DistillSegmentConfig:
         if self.teacher is None and self.soft_labels is None:
             raise ValueError("give a teacher (online) or soft_labels (offline)")
+        if self.method is None:
+            self.method = "rfkd" if self.soft_labels is None else "kd"
         r = self.resolve_recipe(self.alpha)
         self.alpha = r["alpha"]
         if self.noisy_fraction is None:

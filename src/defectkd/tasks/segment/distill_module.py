@@ -125,8 +125,8 @@ class DistillModule(DistillTerms, SegmentModule):
             t_heads, t_feats = None, {}
         else:
             t_heads, t_feats = self._teacher_targets(self._to_memory_format(x))
-        distill = x.new_zeros((), dtype=torch.float32)
-        for i, (term, loss, pairs) in enumerate(zip(self.terms, self.distill_losses, self.pairs, strict=True)):
+        values = []
+        for term, loss, pairs in zip(self.terms, self.distill_losses, self.pairs, strict=True):
             if term["on"] == "features":
                 value = self.feature_value(loss, pairs, s_feats, t_feats)
             elif t_heads is None:
@@ -135,10 +135,10 @@ class DistillModule(DistillTerms, SegmentModule):
             else:
                 value = sum(w * loss(heads[h].float(), self._teacher_logits(t_heads[self.head_map[h]], heads[h]), y)
                             for h, w in weights.items() if w > 0)
-            self.log(f"train/term{i}_{term['method']}", value, on_step=True, on_epoch=True, batch_size=x.shape[0])
-            distill = distill + term["weight"] * value
-        loss = self.hard_weight * hard + distill
+            values.append(value)
         n = x.shape[0]
+        distill = self.weigh_terms(self.hard_weight * hard, values, n)
+        loss = self.hard_weight * hard + distill
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/hard", hard, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/kd", distill, on_step=True, on_epoch=True, batch_size=n)

@@ -78,3 +78,19 @@ def test_report_shows_each_distillation_term_against_the_task_loss(tmp_path, cli
     assert "| term0_fitnet (x100) | 58.0000 | 48.7500 | 65.0000 | dominates the task loss |" in md
     assert "| term1_kd (x1) | 0.9000 | 0.3000 | 0.4000 |  |" in md
     assert "| kd | 58.9000 | 49.0500 | 65.4000 | dominates the task loss |" in md
+
+
+def test_report_uses_the_measured_weights_of_a_balanced_run(tmp_path, cli):
+    run = _train_run(tmp_path, "fit", "mcff-edge-n", 0.81, method="fitnet")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg.update(teacher="runs/segment/teacher", hard_weight=1.0, balance="loss",
+               losses=[{"method": "fitnet", "on": "features", "weight": 100.0}])
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run / "metrics.csv").write_text(
+        "epoch,train/loss,train/hard,train/kd,val/f1,train/term0_fitnet,train/weight0_fitnet\n"
+        "1,2,1.5,0.375,0.5,0.58,0.25\n"
+        "2,1,0.75,0.1,0.81,0.4,0.25\n")
+    assert cli("report", run, "--out", tmp_path / "rep").code == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    # 0.25 x 0.4 = 0.1 at epoch 2, against hard 0.75 (by hand): not the config's x100
+    assert "| term0_fitnet (x0.25) | 0.1450 | 0.1000 | 0.1333 |  |" in md

@@ -118,8 +118,9 @@ def _baseline_block(b: dict | None) -> list[Block]:
 
 def _terms_block(r: dict) -> list[Block]:
     """A distillation run's loss terms (metrics.csv) at its first and last epoch, each weighted as the loss used it
-    (config `losses[i].weight`, `hard_weight`) against the weighted hard-label loss: a term 10x the task loss or
-    more is the usual sign of a student that copies the teacher instead of learning the task."""
+    (measured with balance=loss, else config `losses[i].weight`; `hard_weight`) against the weighted hard-label
+    loss: a term 10x the task loss or more is the usual sign of a student that copies the teacher instead of
+    learning the task."""
     csv_file = r["path"] / "metrics.csv"
     if not csv_file.is_file():
         return []
@@ -130,19 +131,28 @@ def _terms_block(r: dict) -> list[Block]:
         return []
     losses, hard_weight = r["config"].get("losses") or [], float(r["config"].get("hard_weight") or 1.0)
 
-    def weight(key: str) -> float:
+    def weight(key: str, row: dict) -> float:
+        """The weight the loss used: measured (balance=loss logs train/weight<i>_<method>) or the config's."""
+        if key == "train/hard":
+            return hard_weight
+        if key not in terms:
+            return 1.0
+        logged = row.get(key.replace("train/term", "train/weight", 1))
+        if logged not in (None, ""):
+            return float(logged)
         i = int(key.removeprefix("train/term").split("_", 1)[0])
         return float(losses[i].get("weight", 1.0)) if i < len(losses) else 1.0
 
     hard = float(rows[-1]["train/hard"]) * hard_weight
     table = []
     for key in ["train/hard", "train/kd", *terms]:
-        w = weight(key) if key in terms else (hard_weight if key == "train/hard" else 1.0)
-        first, last = (float(row[key]) * w if row.get(key) not in (None, "") else None for row in (rows[0], rows[-1]))
+        first, last = (float(row[key]) * weight(key, row) if row.get(key) not in (None, "") else None
+                       for row in (rows[0], rows[-1]))
         ratio = last / hard if last is not None and hard else None
         note = "dominates the task loss" if key != "train/hard" and ratio is not None and ratio >= 10 else ""
-        table.append([key.removeprefix("train/") + (f" (x{w:g})" if key in terms else ""), _num(first), _num(last),
-                      _num(ratio), note])
+        w = weight(key, rows[-1])
+        table.append([key.removeprefix("train/") + (f" (x{w:.3g})" if key in terms else ""), _num(first),
+                      _num(last), _num(ratio), note])
     return [("table", ["weighted loss term", f"epoch {rows[0]['epoch']}", f"epoch {rows[-1]['epoch']}",
                        "last / hard", ""], table)]
 

@@ -19,10 +19,12 @@ from lightning.pytorch.loggers import CSVLogger
 from defectkd.core.device import pick_accelerator, pick_precision
 from defectkd.engine.ddp import ShardRecord
 from defectkd.engine.epoch_seed import EpochSeed, epoch_seeded_loader
+from defectkd.engine.guards import CollapseGuard, check_teacher
 
 
 def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Path, summary: L.Callback,
-                  accelerator: str, monitor: str, resume: Path | None = None) -> tuple[L.Trainer, Path]:
+                  accelerator: str, monitor: str, resume: Path | None = None,
+                  extra: list[L.Callback] | None = None) -> tuple[L.Trainer, Path]:
     weights = run_dir / "weights"
     best = ModelCheckpoint(dirpath=weights, filename="best", monitor=monitor, mode="max",
                            enable_version_counter=False, save_on_train_epoch_end=True)
@@ -31,7 +33,7 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
     for ckpt in (best, last):
         ckpt.FILE_EXTENSION = ".pt"
     interactive = sys.stderr.isatty()  # logs and CI get the epoch lines only, not redrawn bars
-    callbacks: list[L.Callback] = [best, last, summary, ShardRecord(run_dir), EpochSeed(cfg.seed)]
+    callbacks: list[L.Callback] = [best, last, summary, ShardRecord(run_dir), EpochSeed(cfg.seed), *(extra or [])]
     if interactive:
         callbacks.append(RichProgressBar(leave=False))
     if cfg.patience > 0:
@@ -113,19 +115,30 @@ def run(task, cfg, resume: Path | None = None, run_dir: Path | None = None) -> d
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     module = setup.module
+    classes = len(resolved.get("class_names") or []) or 2
+    guards: list[L.Callback] = []
+    teacher = None
+    if setup.teacher_weights is not None:  # scored once, before training: a teacher that finds nothing is refused
+        teacher = task.teacher_eval(setup, cfg, data)
+        check_teacher(task, teacher, classes)
+    if hasattr(module, "term_weights"):
+        guards.append(CollapseGuard(task, classes))
     if getattr(cfg, "channels_last", False):
         module = module.to(memory_format=torch.channels_last)
     run_dir = open_run_dir(cfg, task.default_name(cfg), resolved, data.facts, run_dir, resume)
     train_dl, val_dl = task.loaders(cfg, setup, data)
     trainer, best_file = fit_lightning(module, train_dl, val_dl, cfg, run_dir, task.epoch_summary(run_dir),
-                                       accelerator, task.monitor(cfg), resume)
+                                       accelerator, task.monitor(cfg), resume, guards)
     if not trainer.is_global_zero:
         return secondary_summary(run_dir, trainer)
     deploy = save_deploy_file(best_file, run_dir / "weights" / "deploy.pt")
     summary = {"run": str(run_dir), "task": task.name, "model": cfg.model, "epochs_run": trainer.current_epoch,
                "best": str(best_file), "deploy": str(deploy), "parameters": count_parameters(module.model),
                **data.summary, "val": task.final_eval(best_file, cfg, data, run_dir, val_dl)}
-    if setup.teacher_weights is not None:  # side-by-side: the teacher on the same validation images
-        summary["teacher"] = task.teacher_eval(setup, cfg, data)
+    if hasattr(module, "term_weights"):  # the weights the loss used (measured, with balance=loss)
+        summary["term_weights"] = {f"{i}_{t['method']}": w for i, (t, w) in
+                                   enumerate(zip(module.terms, module.term_weights(), strict=True))}
+    if teacher is not None:  # side-by-side: the teacher on the same validation images
+        summary["teacher"] = teacher
     (run_dir / "results.json").write_text(json.dumps(summary, indent=1))
     return summary

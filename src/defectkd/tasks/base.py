@@ -70,6 +70,16 @@ class Task:
     compares_per_image: bool = False  # `distill --baseline` (its `image_rows` and `rows_metric` hooks)
     export_imgsz: bool = False  # `benchmark --imgsz` sets the export size (else the model's own)
     reads_any_folder: bool = False  # `data check` falls back to this task when no task claims a folder
+    degenerate_at: float = 0.0  # the main metric at or below this: the model finds nothing (teacher check, guard)
+
+    def degenerate(self, metrics: dict | None, classes: int = 2) -> str | None:
+        """'F1 0.0000' when `metrics` (validation values, with or without the 'val/' prefix) say the model finds
+        nothing, else None. Classification overrides it: a constant answer scores the chance level, not 0."""
+        key = self.main_metric.removeprefix("val/")
+        value = None if not metrics else metrics.get(key, metrics.get(self.main_metric))
+        if value is None or float(value) > self.degenerate_at:
+            return None
+        return f"{self.metric_name} {float(value):.4f}"
 
     # configuration
     def train_config(self) -> type:

@@ -17,6 +17,13 @@ class ClassifyTask(Task):
     main_metric = "val/accuracy"
     report_metrics = ("accuracy", "precision", "recall", "f1")
 
+    def degenerate(self, metrics: dict | None, classes: int = 2) -> str | None:
+        """Accuracy within 2 points of chance (1 / classes): what a constant answer scores on balanced classes."""
+        value = None if not metrics else metrics.get("accuracy", metrics.get("val/accuracy"))
+        if value is None or float(value) > 1 / max(classes, 1) + 0.02:
+            return None
+        return f"accuracy {float(value):.4f} (chance {1 / max(classes, 1):.4f})"
+
     def train_config(self) -> type:
         from defectkd.tasks.classify.config import ClassifyTrainConfig
 

@@ -15,6 +15,7 @@ class DetectTask(Task):
     label = "detection"
     metric_name = "mAP50"
     main_metric = "val/map_50"
+    degenerate_at = 0.001
     report_metrics = ("map", "map_50", "map_75", "mar_100")
 
     def train_config(self) -> type:

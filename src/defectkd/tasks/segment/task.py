@@ -18,6 +18,7 @@ class SegmentTask(Task):
     metric_name = "F1"
     compares_per_image = True
     main_metric = "val/f1"
+    degenerate_at = 0.01
     report_metrics = ("f1", "iou", "precision", "recall", "ods_f1", "ois_f1")
     int8_calibration = "minmax"
     offline_distillation = True

@@ -1,0 +1,56 @@
+"""A teacher that finds nothing is refused before training; a collapsing student is stopped with the dominant term
+named; a term 10x the task loss is reported."""
+
+import logging
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from defectkd.core.errors import ConfigError, TrainingError
+from defectkd.engine.guards import CollapseGuard, check_teacher, term_ratios
+from defectkd.tasks import TASKS
+
+
+def test_degenerate_levels_per_task():
+    seg, cls, det = TASKS["segment"], TASKS["classify"], TASKS["detect"]
+    assert seg.degenerate({"f1": 0.004}) == "F1 0.0040" and seg.degenerate({"val/f1": 0.3}) is None
+    assert cls.degenerate({"accuracy": 0.17}, classes=6) == "accuracy 0.1700 (chance 0.1667)"
+    assert cls.degenerate({"accuracy": 0.5}, classes=6) is None
+    assert det.degenerate({"map_50": 0.0}) == "mAP50 0.0000" and det.degenerate({}) is None
+
+
+def test_a_teacher_that_finds_nothing_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match=r"teacher runs/t/weights/best.pt: F1 0.0000 on the validation split"):
+        check_teacher(TASKS["segment"], {"weights": "runs/t/weights/best.pt", "val": {"f1": 0.0}}, 2)
+    check_teacher(TASKS["segment"], {"weights": "t.pt", "val": {"f1": 0.62}}, 2)  # a working teacher passes
+
+
+def test_term_ratios_weigh_each_term_against_the_weighted_task_loss():
+    metrics = {"train/hard_epoch": 0.5, "train/term0_kd_epoch": 8.0, "train/term1_pairwise_epoch": 0.02}
+    # kd: 0.9 * 8 / (0.1 * 0.5) = 144; pairwise: 1 * 0.02 / 0.05 = 0.4 (by hand)
+    assert term_ratios(metrics, [0.9, 1.0], 0.1) == pytest.approx({"kd": 144.0, "pairwise": 0.4})
+
+
+def _epoch(guard, epoch: int, f1: float, caplog=None):
+    trainer = SimpleNamespace(current_epoch=epoch - 1, is_global_zero=True, callback_metrics={
+        "val/f1": torch.tensor(f1), "train/hard_epoch": torch.tensor(0.5), "train/term0_kd_epoch": torch.tensor(8.0)})
+    module = SimpleNamespace(term_weights=lambda: [0.9], hard_weight=0.1)
+    guard.on_train_epoch_end(trainer, module)
+
+
+def test_collapse_guard_stops_after_two_dead_epochs_and_names_the_term(caplog):
+    guard = CollapseGuard(TASKS["segment"], classes=2)
+    with caplog.at_level(logging.WARNING, logger="defectkd"):
+        _epoch(guard, 1, 0.0)  # the first epochs are not judged
+        _epoch(guard, 2, 0.0)
+        _epoch(guard, 3, 0.0)  # one dead epoch: not yet
+    assert sum("kd term is 144x the task loss" in r.message for r in caplog.records) == 1  # warned once
+    with pytest.raises(TrainingError, match=r"collapsed: validation F1 0.0000 for 2 epochs.*kd, stood at 1.4e\+02x"):
+        _epoch(guard, 4, 0.0)
+
+
+def test_collapse_guard_forgives_a_recovered_epoch():
+    guard = CollapseGuard(TASKS["segment"], classes=2)
+    for epoch, f1 in [(3, 0.0), (4, 0.4), (5, 0.0), (6, 0.5)]:
+        _epoch(guard, epoch, f1)  # never two dead epochs in a row: no stop

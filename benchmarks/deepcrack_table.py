@@ -1,5 +1,5 @@
 """One crack-segmentation table: teachers and students, alone and distilled, with accuracy, robustness, size,
-compute and the speed of their fastest export, beside the published DeepCrack numbers (REFERENCES.md 4).
+compute and the speed of their fastest export, beside the published DeepCrack numbers (docs/papers.md).
 
 Each row is a finished run folder (from `defectkd train` / `distill` or benchmarks/methods_table.py):
 
@@ -42,7 +42,7 @@ from defectkd import api  # noqa: E402
 from defectkd.models.info import count_macs_meta  # noqa: E402
 from defectkd.tasks.segment.synthetic import write_synthetic_segment  # noqa: E402
 
-# REFERENCES.md 4: DeepCrack test set (237 images), exact F1; parameters where published.
+# docs/papers.md: DeepCrack test set (237 images), exact F1; parameters where published.
 PUBLISHED = [("DeepCrack-BN", 0.852, None), ("DeepCrack + guided filter", 0.868, None), ("U-Net", 0.830, 13.3),
              ("DeepCrack", 0.865, 14.7), ("CT-crackseg", 0.883, 22.9), ("SCSegamba (secondary report)", 0.911, 2.8),
              ("MixerCSeg (secondary report)", 0.921, 2.5)]
@@ -103,7 +103,7 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> None:
               f"{r['f1']:.4f} | {r['iou']:.4f} | {r['ods_f1']:.4f} | {r['ois_f1']:.4f} | {r['mDS']:.4f} | "
               f"{r['format']} | {r['fps']:.2f} | {r['measured']} |")
     print(f"\n{tr.cpu_note(rows)}\n")
-    print("| published (DeepCrack test, REFERENCES.md 4) | F1 | params (M) |")
+    print("| published (DeepCrack test, docs/papers.md) | F1 | params (M) |")
     print("|---|---|---|")
     for name, f1, params in PUBLISHED:
         print(f"| {name} | {f1:.3f} | {params if params is not None else '-'} |")

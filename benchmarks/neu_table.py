@@ -35,7 +35,7 @@ from table_records import add_table_options, cpu_name, cpu_note, describe, faste
 from defectkd import api  # noqa: E402
 from defectkd.models.info import count_macs  # noqa: E402
 
-# REFERENCES.md 1.2 (CMI, sewer cracks, private data) and 1.4 / 4 (NEU-DET; no official split).
+# docs/papers.md (CMI: sewer cracks, private data; NEU-DET: no official split).
 PUBLISHED_CLASSIFY = [("CMI + KD over CMI alone (sewer cracks, private data)", "+1.41 accuracy, +1.12 F1")]
 PUBLISHED_DETECT = [("RetinaNet-R101 teacher (MGD paper)", None, 0.413), ("RetinaNet-R50 student", None, 0.400),
                     ("RetinaNet-R50 + MGD", None, 0.415), ("YOLOv5x", 0.716, None), ("YOLOv7", 0.777, None),
@@ -96,7 +96,7 @@ def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
     for r in (r for r in rows if r["task"] == "detect"):
         print(_line(r, [_fmt(r[k]) for k in DETECT_KEYS], ("map_50", "map")))
     print(f"\n{cpu_note(rows)}")
-    print("\n| published (NEU-DET, REFERENCES.md 1.4 and 4; other splits) | mAP50 | mAP |")
+    print("\n| published (NEU-DET, docs/papers.md; other splits) | mAP50 | mAP |")
     print("|---|---|---|")
     for name, map50, map_ in PUBLISHED_DETECT:
         print(f"| {name} | {_fmt(map50)} | {_fmt(map_)} |")

@@ -2,7 +2,7 @@
 
 Shape problems that no adapter can fix raise ValueError with one line naming the shapes given and
 the shapes expected, so a mis-wired feature layer fails on the first batch instead of training on
-broadcast garbage (REFERENCES.md section 2, "known pitfalls").
+broadcast garbage (known pitfalls of other toolkits, docs/methods.md).
 """
 
 from __future__ import annotations

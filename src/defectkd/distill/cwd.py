@@ -1,7 +1,7 @@
 """Channel-wise distillation (Shu et al. ICCV 2021) for dense maps.
 
 For each channel c, phi(x_c) = softmax over the H*W positions of x_c / tau;
-L = tau^2 / (N * C) * sum_{n,c} KL(phi(T_nc) || phi(S_nc)) (REFERENCES.md section 2). A mean over
+L = tau^2 / (N * C) * sum_{n,c} KL(phi(T_nc) || phi(S_nc)) (docs/methods.md). A mean over
 samples and channels; a distribution over positions, so a map tiled spatially keeps its value.
 The student is resized to the teacher's H, W; a 1x1 adapter maps channels when both counts are
 given and differ. The original weight (3 on segmentation logits) is the training module's.

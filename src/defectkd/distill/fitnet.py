@@ -1,7 +1,7 @@
 """FitNets hint loss (Romero et al. 2015): L = mean((r(F_s) - F_t)^2).
 
 r = 1x1 conv + BatchNorm + ReLU regressor when the channel counts differ (identity otherwise), and
-the student map is resized to the teacher's H, W after it (REFERENCES.md section 2). Mean
+the student map is resized to the teacher's H, W after it (docs/methods.md). Mean
 reduction; the usual weight of about 100 is the training module's, not applied here.
 """
 

@@ -1,7 +1,7 @@
 """Hinton knowledge distillation for classification logits and dense (per-pixel) logits.
 
 L = T^2 * KL(p_t || p_s), p = softmax(z / T) over channels, averaged over the batch and, for dense
-maps, over pixels too, so the term does not grow with resolution (REFERENCES.md section 2).
+maps, over pixels too, so the term does not grow with resolution (docs/methods.md).
 A 1-channel (sigmoid) student uses the binary KL per pixel. The config-level weight (alpha) is
 applied by the training module, not here.
 """

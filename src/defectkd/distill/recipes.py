@@ -3,7 +3,7 @@
 A recipe is only a default: a config may list its own `losses` (several methods with weights, e.g.
 MGD on features + CWD on logits) and then the recipe contributes nothing but the hard-label weight
 and the noise mix. Weights here are the config-level weights the losses themselves leave out
-(FitNets 100, AT 1000, CWD 3; REFERENCES.md section 2). The pair-wise term pools features to a
+(FitNets 100, AT 1000, CWD 3; docs/methods.md). The pair-wise term pools features to a
 16x16 grid rather than Structured KD's 2x2 (scale 0.5): thin cracks vanish in 2x2 cells.
 """
 

@@ -1,4 +1,4 @@
-"""CMI student (Ma et al. 2022, REFERENCES.md 1.2): MobileNetV2 inverted-residual blocks combined with
+"""CMI student (Ma et al. 2022, docs/papers.md): MobileNetV2 inverted-residual blocks combined with
 Inception-style multi-branch blocks, for fine-grained defect classification.
 
 Layout (width 1.0; channels scale with `width`, rounded to multiples of 8):

@@ -5,7 +5,7 @@ Layout of a cache folder:
     <image-key>.npz      one compressed file per image: one float16 array (C, H, W) per head
 
 The MCFF-L authors stored these as 8-bit images, which throws away most of the soft-label
-precision at high T; float16 keeps it (REFERENCES.md 1.1). A cache is only used when it matches:
+precision at high T; float16 keeps it (docs/papers.md). A cache is only used when it matches:
 same T, every training image present with the same content hash.
 """
 

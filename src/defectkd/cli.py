@@ -251,8 +251,9 @@ def export_cmd(
     weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint, deploy file or run folder.")] = None,
     format: Annotated[str, typer.Option("--format", help="onnx, onnx-int8, openvino or engine (alias trt); "
                                                          "--list shows them.")] = "onnx",
-    imgsz: Annotated[int | None, typer.Option("--imgsz", help="Input size of a static export (default: 448; "
-                                              "a classifier's training size).")] = None,
+    imgsz: Annotated[int | None, typer.Option(
+        "--imgsz", help="Input size of a static export (default: the training images' size, 448 if they are gone; "
+        "a classifier's training size).")] = None,
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Any batch, height and width.")] = False,
     half: Annotated[bool, typer.Option("--half", help="FP16 weights (openvino, engine).")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="Static INT8 quantization calibrated on training images.")

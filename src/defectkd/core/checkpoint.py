@@ -48,6 +48,8 @@ def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
     config = hp.get("config", {})
     if config.get("task") in ("classify", "detect"):  # what predict needs: class names (output order), input size
         deploy.update({k: config[k] for k in CLASSIFY_KEYS})
+    if config.get("data"):  # where it was trained: an export's default size and parity image come from there
+        deploy["data"] = str(config["data"])
     torch.save(deploy, out)
     return Path(out)
 
@@ -62,7 +64,7 @@ def read_checkpoint(path: str | Path) -> dict:
     ckpt = safe_load(path)
     if isinstance(ckpt, dict) and ckpt.get("format") == DEPLOY_FORMAT:
         hp = {"model_name": ckpt["model_name"], "model_kwargs": ckpt["model_kwargs"],
-              "config": {"threshold": ckpt["threshold"], **{k: ckpt[k] for k in CLASSIFY_KEYS if k in ckpt}}}
+              "config": {"threshold": ckpt["threshold"], **{k: ckpt[k] for k in (*CLASSIFY_KEYS, "data") if k in ckpt}}}
         ckpt = {"state_dict": {f"model.{k}": v for k, v in ckpt["state_dict"].items()}, "hyper_parameters": hp}
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise WeightsError(f"{path}: not a defectkd checkpoint (no state_dict / hyper_parameters)")

@@ -18,7 +18,8 @@ def export_onnx(weights: str | Path, imgsz: int | None = None, dynamic: bool = F
     """Export the student in WEIGHTS; returns file, parity max abs difference (logits) and sizes.
 
     The parity image is `image`, else the first image of the run's training data, else a synthetic one.
-    `imgsz` defaults to 448 for segmentation and to the training size for a classifier, whose graph
+    `imgsz` defaults to the training images' size for segmentation (448 when they are gone) and to the training
+    size for a classifier, whose graph
     returns logits (N, classes) and whose metadata adds task=classify, class_names (JSON) and train_imgsz.
     A detector exports its raw head outputs, any H, W (tasks/detect/export.py)."""
     if imgsz is not None and imgsz < 32:

@@ -82,3 +82,11 @@ def test_tables_print_fps_with_one_decimal_and_metrics_with_four():
 
     assert (fmt(13.9, "fps"), fmt(13.9, "FPS (last 30)"), fmt(0.8561, "f1"), fmt(None, "fps")) == (
         "13.9", "13.9", "0.8561", "-")
+
+
+@pytest.mark.parametrize("verb,flag", [(["distill", "segment"], "--baseline"), (["predict"], "--save"),
+                                       (["export"], "--dynamic"), (["train", "classify"], "--help")])
+def test_help_shows_flags_without_a_value_type(verb, flag, cli):
+    r = cli(*verb, "--help")
+    assert r.code == 0 and flag in r.out
+    assert "<bool>" not in r.out  # an on/off flag takes no value; typed options keep theirs (<int>, <float>)

@@ -10,6 +10,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.core
+
+
+def _hide_flag_types() -> None:
+    """typer 0.29 prints a `<bool>` type beside every on/off flag (--save, --baseline, --help), which reads as if
+    the flag took a value; a flag shows no type, as in click and ultralytics. Left alone if typer changes shape."""
+    option = getattr(typer.core, "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if shown is None or getattr(shown, "_defectkd", False):
+        return
+
+    def display_type_rich(self, ctx):  # noqa: ANN001, ANN202
+        return None if getattr(self, "is_flag", False) and self.metavar is None else shown(self, ctx)
+
+    display_type_rich._defectkd = True  # type: ignore[attr-defined]
+    option.display_type_rich = display_type_rich
+
+
+_hide_flag_types()
 
 # What every run (train, distill, kfold) takes; the keys are config keys.
 RUN: dict[str, tuple[Any, Any]] = {

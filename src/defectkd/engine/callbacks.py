@@ -61,6 +61,28 @@ class EpochSummary(L.Callback):
                 f"lr {row['lr']:.2e}  {row['seconds']}s")
 
 
+class StepProgress(L.Callback):
+    """Where a log (no terminal, no redrawn bar) is inside an epoch: one line after `first` seconds, then every
+    `every` seconds, so a slow CPU epoch never leaves minutes without output."""
+
+    def __init__(self, first: float = 10.0, every: float = 30.0) -> None:
+        self.first, self.every = first, every
+        self._next = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._next = time.perf_counter() + self.first
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if time.perf_counter() < self._next or not trainer.is_global_zero:
+            return
+        self._next = time.perf_counter() + self.every
+        loss = trainer.callback_metrics.get("train/loss_step", trainer.callback_metrics.get("train/loss"))
+        total = trainer.num_training_batches
+        of = f"/{total}" if isinstance(total, int) else ""
+        log.info(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  step {batch_idx + 1}{of}"
+                 + (f"  loss {float(loss):.4f}" if loss is not None else ""))
+
+
 def append_row(path: Path, row: dict, leading: tuple[str, ...]) -> None:
     """Append ROW to the CSV at PATH; a key the header lacks widens the file (earlier rows get empty cells)."""
     rows: list[dict] = []

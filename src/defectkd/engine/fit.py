@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 from lightning.pytorch.loggers import CSVLogger
 
 from defectkd.core.device import pick_accelerator, pick_precision
+from defectkd.engine.callbacks import StepProgress
 from defectkd.engine.ddp import ShardRecord
 from defectkd.engine.epoch_seed import EpochSeed, epoch_seeded_loader
 from defectkd.engine.guards import CollapseGuard, check_teacher
@@ -34,8 +35,7 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
         ckpt.FILE_EXTENSION = ".pt"
     interactive = sys.stderr.isatty()  # logs and CI get the epoch lines only, not redrawn bars
     callbacks: list[L.Callback] = [best, last, summary, ShardRecord(run_dir), EpochSeed(cfg.seed), *(extra or [])]
-    if interactive:
-        callbacks.append(RichProgressBar(leave=False))
+    callbacks.append(RichProgressBar(leave=False) if interactive else StepProgress())
     if cfg.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience))
     precision = pick_precision(cfg.precision, accelerator, getattr(module.model, "autocast_ok", True))

@@ -511,20 +511,23 @@ def info_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    epochs: Annotated[int, typer.Option("--epochs", help="Epochs of each student.")] = 12,
-    teacher_epochs: Annotated[int, typer.Option("--teacher-epochs")] = 15,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs of the distilled student.")] = 12,
+    teacher_epochs: Annotated[int, typer.Option("--teacher-epochs")] = 12,
     teacher: Annotated[str, typer.Option("--teacher", help="Teacher model.")] = "unet-r50",
-    student: Annotated[str, typer.Option("--student", help="Student model.")] = "mcff-l",
+    student: Annotated[str, typer.Option("--student", help="Student model.")] = "mcff-edge-n",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
-    """The whole recipe on built-in synthetic cracks: teacher, soft labels, distilled student vs the
-    student alone, test metrics, ONNX export and prediction (a few minutes on 2 CPU cores)."""
+    """Distillation where it pays, on built-in synthetic cracks: a teacher labels the images of an edge student that
+    has masks for a quarter of them; distilled vs alone with a 95 % interval, ONNX speed of both (minutes, 2 cores)."""
     from defectkd.api import demo
 
-    result = demo(epochs=epochs, teacher_epochs=teacher_epochs, teacher=teacher, student=student,
+    result = demo(epochs=epochs, teacher_epochs=teacher_epochs, teacher=teacher, student=student, seed=seed,
                   say=lambda text: err.print(text, highlight=False))
-    out.print(table("demo: held-out synthetic test split (crack class)", result["rows"],
-                     ["model", "runtime", "parameters", "f1", "iou", "fps"]))
-    out.print(f"distillation gain over the student alone: {result['kd_gain_f1']:+.4f} F1; "
+    out.print(table(f"demo: held-out synthetic test split (crack class); the students had masks for "
+                    f"{result['labelled']} of {result['train_images']} images", result["rows"],
+                    ["model", "parameters", "f1", "iou", "onnx_fps"]))
+    out.print(f"distilled vs alone: {result['gain']['sentence']}", highlight=False)
+    out.print(f"the student runs {result['speedup']:g}x faster than its teacher in ONNX Runtime (2 threads); "
               f"ONNX parity {result['onnx']['max_abs_diff']:.1e}", highlight=False)
     out.print(f"everything is in {result['root']}: data/, segment/ (runs, weights, curves), soft_labels/, "
               f"val/ (metrics, overlays), student.onnx, predict/ (masks, overlays, predictions.jsonl)",

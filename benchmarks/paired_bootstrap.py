@@ -8,7 +8,7 @@ bootstrap 95 % interval over images (the images are resampled together for both 
         runs/classify/neu-cmi-kd-r50e30 runs/classify/neu-cmi-fp32
 
 Segmentation: crack F1 pooled over the resampled images' pixels (each model at its own threshold), as `val` reports
-it. Classification: top-1 accuracy. Detection is not supported (COCO mAP does not split into per-image terms).
+it. Classification: top-1 accuracy. Detection: COCO mAP50 from per-image matches (tasks/detect/compare.py).
 """
 
 from __future__ import annotations

@@ -44,6 +44,8 @@ class DistillFields(BaseModel):
         "loss); none: the recipe's or your weights as they are (default: loss, none when you give losses, "
         "hard_weight or alpha)")
     balance_steps: int = Field(20, ge=1, le=1000, description="batches the balance is measured on")
+    teacher_check: bool = Field(True, description="score the teacher on the validation split first and refuse one "
+                                "that finds nothing")
 
     def resolve_recipe(self, alpha: float | None = None, recipes: dict | None = None) -> dict:
         """Fill T, hard_weight and losses from the task's recipe table (None: segmentation's); returns the expanded

@@ -25,7 +25,8 @@ def check_teacher(task, result: dict | None, classes: int) -> None:
     problem = task.degenerate((result or {}).get("val"), classes)
     if problem:
         raise ConfigError(f"teacher {result['weights']}: {problem} on the validation split, so it has nothing to "
-                          "teach; check that --teacher names the trained run, or train it longer")
+                          "teach; check that --teacher names the trained run, or train it longer "
+                          "(teacher_check=false skips this)")
 
 
 def term_ratios(metrics: dict, weights: list[float], hard_weight: float) -> dict[str, float]:

@@ -123,9 +123,16 @@ def test_val_writes_metrics_pr_curve_and_examples(cli, trained, tiny_det, tmp_pa
 
 
 def test_distill_mgd_on_every_fpn_level(cli, trained, tiny_det, tmp_path):
-    r = cli("distill", "detect", "--teacher", trained, "--student", "retinanet-r18", "--data", tiny_det, *TINY,
+    base = ("distill", "detect", "--teacher", trained, "--student", "retinanet-r18", "--data", tiny_det, *TINY,
             f"project={tmp_path}")
+    # a 1-epoch teacher finds nothing yet: refused before any run folder exists, unless told to go on
+    assert_one_line_error(cli(*base), "mAP50 0.0000 on the validation split", "teacher_check=false")
+    assert not (tmp_path / "detect").exists()
+    r = cli(*base, "--baseline", "teacher_check=false")
     assert r.code == 0, r.err
+    b = json.loads((tmp_path / "detect" / "retinanet-r18-mgd" / "results.json").read_text())["baseline"]
+    assert b["metric"] == "mAP50" and b["split"] == "test" and b["images"] == 3  # COCO mAP50, resampled per image
+    assert b["low"] <= b["gain"] <= b["high"] and (tmp_path / "detect" / "retinanet-r18-mgd-alone").is_dir()
     run = tmp_path / "detect" / "retinanet-r18-mgd"
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["method"] == "mgd" and cfg["losses"][0]["params"] == {"alpha": 2e-5, "mask_ratio": 0.65,

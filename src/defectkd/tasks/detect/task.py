@@ -15,6 +15,7 @@ class DetectTask(Task):
     label = "detection"
     metric_name = "mAP50"
     main_metric = "val/map_50"
+    compares_per_image = True  # mAP50 per resample from matches cached per image (tasks/detect/compare.py)
     degenerate_at = 0.001
     report_metrics = ("map", "map_50", "map_75", "mar_100")
 
@@ -163,6 +164,26 @@ class DetectTask(Task):
             if progress:
                 progress()
         return float(metrics.compute().get("map_50", 0.0))
+
+    def image_rows(self, weights: Path, samples: list):
+        """Each test image's detections matched to its true boxes once (COCO's rule at IoU 0.5): a paired bootstrap
+        then recomputes mAP50 on every resample from the matches (tasks/detect/compare.py)."""
+        from defectkd.data.io import read_image
+        from defectkd.tasks.detect.compare import image_rows, match_image
+
+        runtime = self.torch_runtime(weights)
+        classes = len(runtime.class_names)
+        matches = []
+        for s in samples:
+            dets, _ = runtime.detect(read_image(s.image), threshold=DETECT_SCORE_FLOOR)
+            matches.append(match_image(dets["boxes"], dets["scores"], dets["labels"], s.boxes, s.labels, classes))
+        return image_rows(matches, classes)
+
+    def rows_metric(self, rows):
+        """COCO mAP50 of the rows' images (one set, or one per resample)."""
+        from defectkd.tasks.detect.compare import rows_map50
+
+        return rows_map50(rows)
 
     def splits(self, data) -> list[str]:
         from defectkd.tasks.detect.data import discover_detect

@@ -175,6 +175,10 @@ def methods_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         return
     out.print(table("distillation methods (--method)", rows, ["method", "terms", "T", "alpha", "noisy_fraction",
                                                                 "description"]))
+    out.print("The weights above apply with balance=none (or when you give losses, hard_weight or alpha). By default "
+              "each term is weighed from its measured size on the first batches: 0.5 (logits) or 0.25 (features) of "
+              "the task loss. Without --method: segment rfkd (kd from soft labels), classify kd, detect mgd.",
+              highlight=False)
 
 
 @app.command("kfold")

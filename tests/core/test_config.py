@@ -66,3 +66,14 @@ def test_dkd_recipe_warms_up_over_a_twelfth_of_the_run(epochs, warmup):
     explicit = DistillClassifyConfig(data="x", teacher="t", method="dkd", epochs=15,
                                      losses=[{"method": "dkd", "params": {"warmup": 5}}])
     assert explicit.losses[0].params["warmup"] == 5
+
+
+def test_yaml_reads_on_and_no_as_words_like_yaml_1_2(tmp_path):
+    """A loss term's `on: features` stays a key (PyYAML's 1.1 rules made it True); only true/false are booleans."""
+    from defectkd.core.config import load_yaml, parse_overrides
+
+    f = tmp_path / "c.yaml"
+    f.write_text("losses:\n  - {method: mgd, on: features, weight: 1.0}\nchannels_last: false\nname: no\n")
+    assert load_yaml(f) == {"losses": [{"method": "mgd", "on": "features", "weight": 1.0}], "channels_last": False,
+                            "name": "no"}
+    assert parse_overrides(["cache=true", "name=off", "lr=0.01"]) == {"cache": True, "name": "off", "lr": 0.01}

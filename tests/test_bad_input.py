@@ -101,3 +101,18 @@ def test_same_seed_same_weights(cli, tiny_seg, tmp_path):
     a = torch.load(tmp_path / "segment" / "a" / "weights" / "last.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "segment" / "b" / "weights" / "last.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_empty_weights_file_is_one_line(cli, tmp_path, tiny_seg):
+    empty = tmp_path / "empty.pt"
+    empty.touch()
+    for verb in (("val", "--weights", empty, "--data", tiny_seg, "--split", "train"), ("export", "--weights", empty)):
+        assert_one_line_error(cli(*verb), "empty.pt: empty file (0 bytes)")
+
+
+@pytest.mark.parametrize("value", ["2", "nan", "-0.1"])
+def test_a_threshold_outside_0_1_is_refused(cli, tmp_path, tiny_seg, tiny_weights, value, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("predict", "--weights", tiny_weights, "--source", tiny_seg / "images", "--threshold", value, "--save")
+    assert_one_line_error(r, "--threshold must be between 0 and 1", value)
+    assert not (tmp_path / "runs").exists()  # nothing written

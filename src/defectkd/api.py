@@ -133,10 +133,17 @@ def soft_labels(teacher: str | Path, data: str | Path, out: str | Path, T: float
     return write_soft_labels(teacher, data, T, out, unlabelled=unlabelled, progress=progress)
 
 
+def _check_threshold(threshold: float | None) -> None:
+    """A probability or score threshold is a number in [0, 1]; NaN would silently find nothing or everything."""
+    if threshold is not None and not 0.0 <= float(threshold) <= 1.0:  # NaN fails both comparisons
+        raise ConfigError(f"--threshold must be between 0 and 1 (got {threshold})")
+
+
 def val(weights: str | Path, data: str | Path, split: str = "test", threshold: float | None = None,
         tolerant: bool = True, save_dir: str | Path | None = None, project: str = "runs",
         progress: Callable[[], None] | None = None) -> dict:
     """Evaluate a checkpoint on a labelled split; writes metrics.json and overlays to a new val run."""
+    _check_threshold(threshold)
     from defectkd.models.loading import load_checkpoint_model
 
     model, hp = load_checkpoint_model(weights)
@@ -210,6 +217,7 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
     (zmq://HOST:PORT), every result goes to a `receive`r as well, without slowing the loop (see
     deploy/sink.py); `curve_keys` is the sender's key folder. A camera or stream runs until it ends,
     `max_frames`, or Ctrl-C, and keeps no results in memory (`on_result` sees each one)."""
+    _check_threshold(threshold)
     from defectkd.deploy.predict import UnreadableImage
     from defectkd.deploy.run import run_source
     from defectkd.deploy.sources import FrameSource, SourceError
@@ -420,6 +428,7 @@ def robustness(weights: str | Path | list[str | Path], data: str | Path, split: 
     the corrupted cells. Writes robustness.csv/.json/.png to OUT (must be new or empty) or to a new
     runs/robustness/<name>/; returns the report (`models`: one entry per weights file, in order).
     `limit`: only the split's first N images (every model the same ones); `threads`: torch CPU threads."""
+    _check_threshold(threshold)
     from defectkd.core.runs import fresh_dir, new_run_dir, resolve_weights
     from defectkd.data.corruptions import select
     from defectkd.models.loading import load_checkpoint_model

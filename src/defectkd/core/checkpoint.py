@@ -22,6 +22,8 @@ def safe_load(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path}: empty file (0 bytes), not a weights file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -29,7 +31,8 @@ def safe_load(path: str | Path) -> Any:
         first = text.splitlines()[0] if text else "unsupported content"
         raise WeightsError(f"{path}: refused, the file holds objects other than weights ({first[:120]})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise WeightsError(f"{path}: not a readable weights file ({str(exc).splitlines()[0][:120]})") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"{path}: not a readable weights file ({first[:120]})") from None
 
 
 DEPLOY_FORMAT = "defectkd-deploy-1"

@@ -25,10 +25,10 @@ def test_demo_pipeline_small(tmp_path):
         assert (root / "segment" / run / "weights" / "deploy.pt").is_file()
     assert sorted(p.name for p in (root / "segment" / "teacher" / "weights").iterdir()) == ["deploy.pt"]
     manifest = json.loads((root / "soft_labels" / "manifest.json").read_text())
-    assert manifest["T"] == 4.0 and manifest["teacher_model"] == "unet-r50"
+    assert manifest["T"] == 1.0 and manifest["teacher_model"] == "unet-r50"
     assert len(manifest["images"]) == 16 + 4  # train and val
     kd_config = (root / "segment" / "mcff-edge-n-distilled" / "config.yaml").read_text()
-    assert "unlabelled: true" in kd_config and "balance: loss" in kd_config
+    assert "unlabelled: true" in kd_config and "balance: loss" in kd_config and "kd_pos_weight: 10.0" in kd_config
     alone_config = (root / "segment" / "mcff-edge-n-alone" / "config.yaml").read_text()
     assert "epochs: 4" in alone_config  # 1 epoch over 16 images = 4 epochs over the 4 labelled ones
     for name in ("teacher", "alone", "distilled"):

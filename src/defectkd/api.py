@@ -378,7 +378,7 @@ def methods() -> list[dict]:
 
 def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 48, size: int = 128, epochs: int = 12,
          teacher: str = "unet-r50", teacher_epochs: int = 12, student: str = "mcff-edge-n", labelled: float = 0.25,
-         T: float = 4.0, seed: int = 0, say: Callable[[str], None] | None = None) -> dict:
+         T: float = 1.0, seed: int = 0, say: Callable[[str], None] | None = None) -> dict:
     """The quick-start job on built-in synthetic cracks: a teacher on fully labelled images labels the images of an
     edge student that has masks for `labelled` of them; the student distilled and the student alone (same masks,
     steps and seed) are compared on test images with a paired bootstrap interval; both models are exported and

@@ -87,14 +87,16 @@ def check_cmd(
                                                 "(an object of another class is a problem).")] = None,
 ) -> None:
     """Detect the layout, validate every pair (image), print counts, sizes, crack fraction (classes; boxes) and
-    problems."""
+    problems. Exit status 1 when there are problems (training refuses them without --skip-bad), else 0."""
     from defectkd.api import check
 
     report = check(path, task=task, classes=classes)
     if as_json:
         print(json.dumps(report, indent=1))
-        return
-    CHECK[report.get("task", "segment")](report)
+    else:
+        CHECK[report.get("task", "segment")](report)
+    if report.get("problems"):
+        raise typer.Exit(1)
 
 
 @app.command("train")

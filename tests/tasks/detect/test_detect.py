@@ -82,7 +82,7 @@ def test_synth_and_check_through_the_cli(cli, tiny_det, tmp_path):
     r = cli("data", "check", tiny_det, "--task", "detect")
     assert r.code == 0 and "boxes per class and split" in r.out and "background images" in r.out
     r = cli("data", "check", tiny_det, "--task", "detect", "--classes", "pits,scratches")
-    assert r.code == 0 and "is not one of the classes (pits, scratches)" in r.out
+    assert r.code == 1 and "is not one of the classes (pits, scratches)" in r.out  # problems: exit 1
     assert_one_line_error(cli("data", "check", tiny_det, "--classes", "pits"), "--classes", "--task detect")
 
 

@@ -15,7 +15,7 @@ import typer
 from defectkd import __version__
 from defectkd.cli_options import CONFIG, DISTILL, OVERRIDES, RESUME, RUN, SCALE, TASK, options
 from defectkd.cli_print import CHECK, VAL, err, out, print_baseline, print_summary, table
-from defectkd.core.errors import ConfigError, DefectKDError
+from defectkd.core.errors import ConfigError, DefectKDError, Interrupted
 
 app = typer.Typer(help="defectkd: distil defect-inspection models into fast edge students.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -604,6 +604,9 @@ def main() -> None:
     """Entry point: known errors become one line and exit status 2."""
     try:
         app()
+    except Interrupted as exc:
+        err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+        sys.exit(130)
     except DefectKDError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)

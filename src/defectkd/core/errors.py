@@ -1,4 +1,4 @@
-"""User-facing errors: the CLI prints their message as one line and exits with status 2."""
+"""User-facing errors: the CLI prints their message as one line and exits with status 2 (130 for Interrupted)."""
 
 
 class DefectKDError(Exception):
@@ -23,3 +23,7 @@ class TrainingError(DefectKDError):
 
 class ExportError(DefectKDError):
     """The exported model is invalid or disagrees with PyTorch."""
+
+
+class Interrupted(DefectKDError):
+    """The user stopped a run (Ctrl-C); the message says what was kept and how to resume."""

@@ -53,9 +53,28 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*deterministic.*")
         warnings.filterwarnings("ignore", ".*sync_dist=True.*")  # every rank validates on the whole set
-        trainer.fit(module, epoch_seeded_loader(train_dl, cfg.seed), val_dl, ckpt_path=str(resume) if resume else None)
+        try:
+            trainer.fit(module, epoch_seeded_loader(train_dl, cfg.seed), val_dl,
+                        ckpt_path=str(resume) if resume else None)
+        except SystemExit:
+            if not trainer.interrupted:
+                raise
+            raise interrupted(run_dir) from None
     best_file = weights / "best.pt" if (weights / "best.pt").exists() else weights / "last.pt"
     return trainer, best_file
+
+
+def interrupted(run_dir: Path):
+    """Lightning ends a Ctrl-C with sys.exit(1) and SIGINT ignored: give Ctrl-C back and say what to do next."""
+    import signal
+
+    from defectkd.core.errors import Interrupted
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    last = run_dir / "weights" / "last.pt"
+    if last.is_file():
+        return Interrupted(f"interrupted; {last} holds the last finished epoch: continue with --resume {run_dir}")
+    return Interrupted(f"interrupted before the first epoch ended; nothing to resume in {run_dir}")
 
 
 def check_devices(cfg, accelerator: str) -> None:

@@ -76,3 +76,27 @@ def test_mat_without_groundtruth(tmp_path):
     savemat(tmp_path / "x.mat", {"other": np.ones((2, 2))})
     with pytest.raises(DataError, match="groundTruth"):
         read_mask(tmp_path / "x.mat")
+
+
+def test_a_cut_short_jpeg_or_png_is_refused_by_every_reader(tmp_path):
+    """OpenCV decodes the first half and greys the rest with only a warning: the file's end marker tells."""
+    import cv2
+    import numpy as np
+    import pytest
+
+    from defectkd.core.errors import DataError
+    from defectkd.data.io import image_size, read_image
+    from defectkd.deploy.sources import UnreadableImage, read_rgb
+
+    rng = np.random.default_rng(0)
+    for suffix in (".jpg", ".png"):
+        whole = tmp_path / f"whole{suffix}"
+        cv2.imwrite(str(whole), rng.integers(0, 255, (64, 80, 3), dtype=np.uint8))
+        half = tmp_path / f"half{suffix}"
+        half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+        assert image_size(whole) == ((80, 64), "") and read_image(whole).shape == (64, 80, 3)
+        assert image_size(half) == (None, "truncated image (the file ends before the image does)")
+        with pytest.raises(DataError, match=f"half{suffix}: truncated image"):
+            read_image(half)
+        with pytest.raises(UnreadableImage, match="truncated image"):
+            read_rgb(half)

@@ -24,10 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-
 from defectkd.core.errors import DataError
-from defectkd.data.io import IMAGE_SUFFIXES, list_images
+from defectkd.data.io import IMAGE_SUFFIXES, image_size, list_images
 from defectkd.data.layouts import SPLIT_NAMES, Problem
 
 _IMAGE_DIRS = ("images", "image", "img", "imgs")
@@ -228,11 +226,6 @@ def discover_classify(path: str | Path) -> ClassifySource:
     return _from_folders(root)
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    return None if img is None else (img.shape[1], img.shape[0])
-
-
 def validate_classify(source: ClassifySource, progress=None) -> dict:
     """Read every image once; returns a JSON-ready report and appends problems to `source.problems`."""
     sizes: Counter[str] = Counter()
@@ -245,9 +238,9 @@ def validate_classify(source: ClassifySource, progress=None) -> dict:
             if str(s.image) in missing:
                 bad.add(str(s.image))
                 continue
-            size = _image_size(s.image)
+            size, why = image_size(s.image)
             if size is None:
-                source.problems.append(Problem(s.image, "unreadable or corrupt image"))
+                source.problems.append(Problem(s.image, why))
                 bad.add(str(s.image))
                 continue
             sizes[f"{size[0]}x{size[1]}"] += 1

@@ -33,10 +33,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-
 from defectkd.core.errors import DataError
-from defectkd.data.io import IMAGE_SUFFIXES, list_images
+from defectkd.data.io import IMAGE_SUFFIXES, image_size, list_images
 from defectkd.data.layouts import SPLIT_NAMES, Problem
 
 _IMAGE_DIRS = ("images", "JPEGImages", "image", "img", "imgs")
@@ -314,11 +312,6 @@ def _build(root: Path, layout: str, by_split: dict[str, list[_Raw]], problems: l
     return source
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    return None if img is None else (img.shape[1], img.shape[0])
-
-
 def _fit_boxes(sample: DetectSample, w: int, h: int) -> tuple[int, int]:
     """Boxes in pixels, clipped to the image; returns (clipped, dropped)."""
     clipped = dropped = 0
@@ -352,11 +345,10 @@ def validate_detect(source: DetectSource, progress=None) -> dict:
         for s in samples:
             if progress:
                 progress()
-            size = _image_size(s.image)
+            size, why = image_size(s.image)
             if size is None:
                 if str(s.image) not in reported:
-                    source.problems.append(Problem(s.image, "unreadable or corrupt image" if s.image.exists()
-                                                   else "image file not found"))
+                    source.problems.append(Problem(s.image, why if s.image.exists() else "image file not found"))
                     reported.add(str(s.image))
                 source.bad.add(str(s.image))
                 continue

@@ -5,17 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from defectkd.core.errors import DataError
-from defectkd.data.io import read_mask
+from defectkd.data.io import image_size, read_mask
 from defectkd.data.layouts import Problem, SegmentationSource, discover
-
-
-def _image_size(path: Path) -> tuple[int, int] | None:
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    return None if img is None else (img.shape[1], img.shape[0])
 
 
 def validate(source: SegmentationSource, progress=None) -> dict:
@@ -29,9 +23,9 @@ def validate(source: SegmentationSource, progress=None) -> dict:
         for sample in samples:
             if progress:
                 progress()
-            size = _image_size(sample.image)
+            size, why = image_size(sample.image)
             if size is None:
-                source.problems.append(Problem(sample.image, "unreadable or corrupt image"))
+                source.problems.append(Problem(sample.image, why))
                 bad.add(sample.image)
                 continue
             sizes[f"{size[0]}x{size[1]}"] += 1

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         samples = discover(data).labelled("all")
         base = {"data": str(data), "model": args.student, "imgsz": args.imgsz, "batch": args.batch}
         cfg = SegmentTrainConfig(**base).model_dump()
-        dcfg = DistillSegmentConfig(**base, teacher=str(teacher_file), T=args.T).model_dump()
+        dcfg = DistillSegmentConfig(**base, teacher=str(teacher_file), method="kd", T=args.T).model_dump()
 
         def loader(ds):
             return DataLoader(ds, batch_size=args.batch, shuffle=True, drop_last=True, num_workers=0)

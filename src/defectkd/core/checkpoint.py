@@ -17,15 +17,17 @@ import torch
 from defectkd.core.errors import WeightsError
 
 
-def safe_load(path: str | Path) -> Any:
-    """torch.load restricted to tensors and plain containers; clear one-line errors otherwise."""
+def safe_load(path: str | Path, mmap: bool = False) -> Any:
+    """torch.load restricted to tensors and plain containers; clear one-line errors otherwise. `mmap`: tensors stay
+    in the file until touched (reading the model out of a training checkpoint leaves the optimiser state on disk);
+    only for a file nothing rewrites while its tensors are in use."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
     if path.stat().st_size == 0:
         raise WeightsError(f"{path}: empty file (0 bytes), not a weights file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # torch colours part of its message
         first = text.splitlines()[0] if text else "unsupported content"
@@ -43,7 +45,7 @@ def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
     """Student-only deploy file from a training checkpoint: model name, kwargs, threshold and the bare
     model state dict (no optimiser, no teacher, no training heads' optimiser state), so that
     `build_model(name, **kwargs).load_state_dict(d["state_dict"])` restores it."""
-    ckpt = safe_load(checkpoint)
+    ckpt = safe_load(checkpoint, mmap=True)  # the optimiser state (2x the model for Adam) is never read
     hp = ckpt["hyper_parameters"]
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     deploy = {"format": DEPLOY_FORMAT, "model_name": hp["model_name"], "model_kwargs": hp.get("model_kwargs", {}),

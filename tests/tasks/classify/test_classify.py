@@ -180,7 +180,7 @@ def test_bad_input_is_one_line(cli, tiny_cls, tiny_weights, tmp_path):
     (data / "rust").rmdir()
     bad = data / "spots" / "spots_00004.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    assert_one_line_error(cli("train", "classify", "--data", data, *TINY, project), "spots_00004.png", "corrupt",
+    assert_one_line_error(cli("train", "classify", "--data", data, *TINY, project), "spots_00004.png", "truncated",
                           "--skip-bad")
     table = tmp_path / "labels.csv"
     table.write_text(f"path,label\n{tiny_cls / 'spots' / 'spots_00004.png'},spots\nmissing/x.png,crazing\n")

@@ -116,7 +116,8 @@ def test_check_reports_unreadable_images_and_empty_class_folders(tmp_path):
     report = check_classify(tmp_path)
     assert report["classes"] == ["a", "b", "c"] and report["splits"]["all"]["per_class"] == {"a": 2, "b": 1, "c": 0}
     messages = {Path(p["file"]).name: p["message"] for p in report["problems"]}
-    assert messages == {"c": "class folder holds no images", "broken.png": "unreadable or corrupt image"}
+    assert messages == {"c": "class folder holds no images", "broken.png": "truncated image (the file ends before "
+                        "the image does)"}
     assert report["bad_images"] == [str(tmp_path / "b" / "broken.png")]
 
 

@@ -63,7 +63,7 @@ def test_voc_unknown_class_unreadable_image_and_broken_xml_are_problems(voc):
     _image(voc / "images" / "orphan.jpg")  # no XML: left out, not blocking
     report = check_detect(voc)
     messages = {p["file"].split("/")[-1]: (p["message"], p["blocking"]) for p in report["problems"]}
-    assert messages["a.jpg"] == ("unreadable or corrupt image", True)
+    assert messages["a.jpg"] == ("truncated image (the file ends before the image does)", True)  # no JPEG end
     assert messages["b.xml"][0].startswith("unreadable annotation") and messages["b.xml"][1]
     assert messages["orphan.jpg"] == ("no annotation file: left out", False)
     assert sorted(p.split("/")[-1] for p in report["bad_images"]) == ["a.jpg", "b.jpg"]

@@ -203,7 +203,7 @@ def test_bad_input_is_one_line(cli, tiny_det, tiny_weights, random_detector, tmp
     data = tmp_path / "data"
     shutil.copytree(tiny_det, data)
     (data / "images" / "synth_00003.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    assert_one_line_error(cli("train", "detect", "--data", data, *TINY, project), "synth_00003.png", "corrupt",
+    assert_one_line_error(cli("train", "detect", "--data", data, *TINY, project), "synth_00003.png", "truncated",
                           "--skip-bad")
     assert_one_line_error(cli("train", "detect", "--data", tiny_det, *TINY, project, "class_names=[pits]"),
                           "is not one of the classes (pits)", "--skip-bad")

@@ -217,3 +217,21 @@ def test_paired_bootstrap_script_agrees_with_the_runs(tmp_path, tiny_seg, tiny_w
     assert pb.main([str(tiny_weights), str(tiny_weights), "--data", str(tiny_seg), "--resamples", "100", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert (r["task"], r["gain"], r["low"], r["high"], r["verdict"]) == ("segment", 0.0, 0.0, 0.0, "within noise")
+
+
+def test_seed_gain_averages_the_seeds_under_one_resample(tmp_path, tiny_seg, tiny_weights, capsys):
+    """Seed 1 compares a model with itself (gain 0), seed 2 two different models: the mean is half of seed 2's
+    gain, its interval the percentiles of the averaged resampled gains."""
+    import torch
+
+    sg = _load("seed_gain")
+    other = tmp_path / "other.pt"
+    ckpt = torch.load(tiny_weights, weights_only=True)
+    ckpt["state_dict"] = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
+                          for k, v in ckpt["state_dict"].items()}
+    torch.save(ckpt, other)
+    args = ["--data", str(tiny_seg), "--resamples", "200", "--cache", str(tmp_path / "cache"), "--json"]
+    assert sg.main([*args, "--pair", f"{tiny_weights},{tiny_weights}", "--pair", f"{other},{tiny_weights}"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["per_seed"][0] == 0.0 and r["mean"] == pytest.approx(r["per_seed"][1] / 2)
+    assert r["low"] <= r["mean"] <= r["high"] and len(list((tmp_path / "cache").glob("*.npy"))) == 2

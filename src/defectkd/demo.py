@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 STAGES = 8
-# The demo's KD recipe, the best of five tried on its data (seed 0, docs/benchmarks.md): T 1 (a 2-class head has no
+# The demo's KD recipe, the best of seven tried on its data (seed 0, docs/benchmarks.md): T 1 (a 2-class head has no
 # dark knowledge for a high T to reveal), the KD term at the size of the task loss, crack pixels x10 in it (the
 # teacher's few crack pixels otherwise drown in the background's; as the task loss's Dice does)
 KD_SHARE, KD_POS_WEIGHT = 1.0, 10.0

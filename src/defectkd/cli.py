@@ -523,8 +523,8 @@ def demo_cmd(
     student: Annotated[str, typer.Option("--student", help="Student model.")] = "mcff-edge-n",
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
-    """Distillation where it pays, on built-in synthetic cracks: a teacher labels the images of an edge student that
-    has masks for a quarter of them; distilled vs alone with a 95 % interval, ONNX speed of both (minutes, 2 cores)."""
+    """On built-in synthetic cracks: a teacher labels the images of an edge student that has masks for a quarter of
+    them; distilled vs alone with a 95 % interval, ONNX speed of both (minutes, 2 cores)."""
     from defectkd.api import demo
 
     result = demo(epochs=epochs, teacher_epochs=teacher_epochs, teacher=teacher, student=student, seed=seed,

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.epochs, args.teacher_epochs, args.imgsz, args.n_train = 1, 1, 64, 12
-        args.teacher, args.settings, args.extra = "mcff-l", ["alone", "T=4,alpha=0.5"], ["workers=0"]
+        args.teacher, args.settings = "mcff-l", ["alone", "T=4,alpha=0.5"]
+        args.extra = ["workers=0", "teacher_check=false"]  # a 1-epoch teacher finds nothing yet
     work = Path(args.work)
     data = Path(args.data) if args.data else work / "data"
     if not args.data and not (data / "train").is_dir():

@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         method, _, student = spec.partition(":")
         own = [kv.partition(":")[2] for kv in args.method_extra if kv.partition(":")[0] == method]
         runs.append(train_or_reuse(args.task, method, student, teacher, f"{args.prefix}-{method}-{student}",
-                                   {**common, "epochs": args.epochs}, args.extra + own)["run"])
+                                   {**common, "epochs": args.epochs}, args.extra + own,
+                                   ["teacher_check=false"] if args.quick else None)["run"])
     (work / f"neu_runs-{args.task}.json").write_text(json.dumps({"data": str(data), "runs": runs}, indent=1))
     records = ["--records", args.records] if args.records else []
     return neu_table.main(["--data", str(data), "--work", str(work), "--runs", *runs, *records, *table])

@@ -120,7 +120,7 @@ def run_demo(api: ModuleType, project: str | Path = "runs", n_train: int = 96, n
     kd_run = api.distill("segment", model=student, data=str(part), soft_labels=str(soft_dir), T=T, unlabelled=True,
                          skip_bad=True, epochs=epochs, name=f"{student}-distilled", balance="loss",
                          losses=[{"method": "kd", "on": "logits", "share": KD_SHARE}], kd_pos_weight=KD_POS_WEIGHT,
-                         **common)
+                         teacher_check=teacher_epochs >= 5, **common)  # a 1-epoch teacher: a smoke run, no claim
     alone_epochs = round(epochs * n_train / n_masks)  # as many optimiser steps as the distilled student took
     say(f"[5/{STAGES}] the same student alone on the same {n_masks} masks: {alone_epochs} epochs (the same number of "
         "steps), same seed")

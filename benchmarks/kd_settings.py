@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.epochs, args.teacher_epochs, args.imgsz, args.n_train = 1, 1, 64, 12
         args.teacher, args.settings = "mcff-l", ["alone", "T=4,alpha=0.5"]
-        args.extra = ["workers=0", "teacher_check=false"]  # a 1-epoch teacher finds nothing yet
+        args.extra = ["workers=0"]
     work = Path(args.work)
     data = Path(args.data) if args.data else work / "data"
     if not args.data and not (data / "train").is_dir():
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                     api.soft_labels(teacher, data, caches[T], T=T)
             summary = api.distill("segment", model=args.student, epochs=args.epochs, name=name, T=T,
                                   soft_labels=str(caches[T]), **{**common, "overrides": [
-                                      *args.extra, *(f"{k}={v}" for k, v in params.items())]})
+                                      *args.extra, *(f"{k}={v}" for k, v in params.items()),
+                                      *(["teacher_check=false"] if args.quick else [])]})  # 1-epoch teacher
         m = api.val(summary["best"], data, split="test", tolerant=False, save_dir=Path(summary["run"]) / "test")
         rows.append({"setting": setting, **m["metrics"], "minutes": round((time.perf_counter() - t0) / 60, 1)})
     print(f"{args.student} from {Path(teacher)}, {args.epochs} epochs at {args.imgsz} px, data {data}, test split")

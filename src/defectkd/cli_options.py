@@ -53,7 +53,8 @@ DISTILL: dict[str, tuple[Any, Any]] = {
     "teacher": (Annotated[str | None, typer.Option("--teacher", help="Teacher run folder or weights.")], None),
     "soft_labels": (Annotated[str | None, typer.Option("--soft-labels", help="Soft-label cache (offline KD).")], None),
     "method": (Annotated[str | None, typer.Option("--method", help="kd, fitnet, at, cwd, mgd, dkd, pairwise, rfkd "
-                                                  "(see `defectkd methods`).")], None),
+                                                  "(see `defectkd methods`; default: segment rfkd, classify kd, "
+                                                  "detect mgd).")], None),
 }
 CONFIG = Annotated[Path | None, typer.Option("--config", help="YAML config file.")]
 OVERRIDES = Annotated[list[str] | None, typer.Argument(help="Config overrides key=value.")]

@@ -1,10 +1,13 @@
-"""Is an image file whole? A byte-level check every reader (training data, `data check`, the torch-free runtime)
-shares: OpenCV decodes a cut-short JPEG or PNG, greys out the missing part and only warns on stderr, so a
-half-copied file would otherwise pass as an image."""
+"""Is an image file whole? A byte-level check, and the one decode built on it, that every reader shares (training
+data, `data check`, the torch-free runtime): OpenCV decodes a cut-short JPEG or PNG, greys out the missing part and
+only warns on stderr, so a half-copied file would otherwise pass as an image."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 TRUNCATED = "truncated image (the file ends before the image does)"
 
@@ -17,3 +20,17 @@ def truncated(path: str | Path, data: bytes) -> bool:
     if suffix == ".png" and data[:8] == b"\x89PNG\r\n\x1a\n":
         return b"IEND" not in data[-32:]
     return False
+
+
+def decode(path: str | Path) -> tuple[np.ndarray | None, str]:
+    """(BGR image, "") or (None, why): the whole file is read and decoded, a cut-short one refused. The one decode
+    of an image file every reader uses (data/io.py for training and checks, deploy/sources.py at the edge)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    if truncated(path, data):
+        return None, TRUNCATED
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    return (img, "") if img is not None else (None, "unreadable or corrupt image")

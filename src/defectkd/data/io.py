@@ -13,34 +13,21 @@ import cv2
 import numpy as np
 
 from defectkd.core.errors import DataError
-from defectkd.core.imagefile import TRUNCATED, truncated
+from defectkd.core.imagefile import decode
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".gif", ".mat")
 
 
-def decode_image(path: str | Path) -> tuple[np.ndarray | None, str]:
-    """(BGR image, "") or (None, why): the whole file is read and decoded, a cut-short one refused."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, f"cannot be read ({exc.strerror or exc})"
-    if truncated(path, data):
-        return None, TRUNCATED
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    return (img, "") if img is not None else (None, "unreadable or corrupt image")
-
-
 def image_size(path: str | Path) -> tuple[tuple[int, int] | None, str]:
     """((width, height), "") of a whole, decodable image, else (None, why): what `data check` records."""
-    img, why = decode_image(path)
+    img, why = decode(path)
     return (None, why) if img is None else ((img.shape[1], img.shape[0]), "")
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """RGB uint8 (H, W, 3); raises DataError naming the file when it cannot be decoded or was cut short."""
-    img, why = decode_image(path)
+    img, why = decode(path)
     if img is None:
         raise DataError(f"{path}: {why}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

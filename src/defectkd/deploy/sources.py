@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from defectkd.core.imagefile import TRUNCATED, truncated
+from defectkd.core.imagefile import decode
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".ts", ".asf", ".gif")
@@ -71,15 +71,9 @@ class UnreadableImage(ValueError):
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UnreadableImage(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if truncated(path, data):
-        raise UnreadableImage(f"{path}: {TRUNCATED}")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    img, why = decode(path)
     if img is None:
-        raise UnreadableImage(f"{path}: unreadable or corrupt image")
+        raise UnreadableImage(f"{path}: {why}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

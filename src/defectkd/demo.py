@@ -18,7 +18,6 @@ import os
 import shutil
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -45,19 +44,9 @@ def _link_tree(src: Path, dst: Path, keep_mask: Callable[[str], bool] = lambda _
 
 def _ort_fps(onnx_file: str | Path, size: int, threads: int = 2, repeats: int = 20) -> float:
     """Frames per second of an ONNX model on one size x size image in ONNX Runtime (median of `repeats`)."""
-    import numpy as np
+    from defectkd.models.info import onnx_file_latency
 
-    from defectkd.deploy.backends import ort_session
-
-    session = ort_session(onnx_file, threads=threads)
-    feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)}
-    session.run(None, feed)  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - t0)
-    return round(1.0 / statistics.median(times), 1)
+    return round(1.0 / statistics.median(onnx_file_latency(onnx_file, size, repeats, 1, threads)), 1)
 
 
 def _export_apart(weights: str, size: int, out: Path) -> Path:

@@ -45,7 +45,7 @@ def export_onnx_model(model: torch.nn.Module, path: str | Path, imgsz: int, opse
     return write_onnx(model, torch.zeros(1, 3, imgsz, imgsz), path, opset)
 
 
-def onnx_session(path: str | Path, threads: int):
+def onnx_session(path: str | Path, threads: int | None):
     """An ONNX Runtime CPU session with `threads` intra-op threads, as `OnnxSegmenter` opens it."""
     from defectkd.deploy.backends import ort_session
 
@@ -55,12 +55,19 @@ def onnx_session(path: str | Path, threads: int):
 def measure_onnx_latency(model: torch.nn.Module, imgsz: int, repeats: int = 10, warmup: int = 2,
                          threads: int | None = None) -> list[float]:
     """Seconds per ONNX Runtime FP32 run (batch 1) of `model` exported to a temporary file, over `repeats` runs."""
-    import numpy as np
-
     threads = threads or torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
-        session = onnx_session(export_onnx_model(model, Path(tmp) / "model.onnx", imgsz), threads)
-    x = {"images": np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)}
+        return onnx_file_latency(export_onnx_model(model, Path(tmp) / "model.onnx", imgsz), imgsz, repeats, warmup,
+                                 threads)
+
+
+def onnx_file_latency(path: str | Path, imgsz: int, repeats: int = 10, warmup: int = 2,
+                      threads: int | None = None) -> list[float]:
+    """Seconds per ONNX Runtime run (batch 1, one random imgsz x imgsz image) of the ONNX file at PATH."""
+    import numpy as np
+
+    session = onnx_session(path, threads)
+    x = {session.get_inputs()[0].name: np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)}
     for _ in range(warmup):
         session.run(None, x)
     times = []

@@ -89,7 +89,7 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
 def _baseline(plugin, cfg, summary: dict) -> dict:
     """Train the student alone with the distillation run's settings, then compare the two on the same images."""
     from defectkd.core.checkpoint import read_checkpoint
-    from defectkd.engine.compare import paired_bootstrap
+    from defectkd.engine.compare import student_gain
     from defectkd.engine.fit import run
 
     schema = plugin.train_config()
@@ -99,10 +99,8 @@ def _baseline(plugin, cfg, summary: dict) -> dict:
     split, samples = plugin.comparison_images(read_checkpoint(summary["best"])["hyper_parameters"], cfg.data)
     if not samples:
         raise DataError(f"{cfg.data}: no labelled {split} images to compare the student alone with")
-    rows = [plugin.image_rows(Path(w), samples) for w in (summary["best"], alone["best"])]
-    result = paired_bootstrap(plugin, *rows)
-    result["distilled"], result["alone"] = result.pop("a"), result.pop("b")
-    return {"run": alone["run"], "split": split, "metric": plugin.metric_name, "alone_val": alone["val"], **result}
+    return {"run": alone["run"], "alone_val": alone["val"],
+            **student_gain(plugin, summary["best"], alone["best"], samples, split)}
 
 
 def kfold(k: int = 5, task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,

@@ -78,7 +78,7 @@ def run_demo(api: ModuleType, project: str | Path = "runs", n_train: int = 96, n
     """Run every stage into a new runs/demo[N]/ through the verbs of `api` (defectkd.api hands itself in, so this
     module sits under the API without importing it); returns the rows, the gain with its interval, and paths."""
     from defectkd.core.runs import new_run_dir
-    from defectkd.engine.compare import describe_gain, paired_bootstrap
+    from defectkd.engine.compare import describe_gain, student_gain
     from defectkd.tasks import TASKS
     from defectkd.tasks.segment.synthetic import write_synthetic_segment
 
@@ -125,9 +125,7 @@ def run_demo(api: ModuleType, project: str | Path = "runs", n_train: int = 96, n
         test = api.val(weights, full, split="test", save_dir=root / "val" / name)["metrics"]
         rows.append({"model": label, "parameters": run["parameters"], "f1": test["f1"], "iou": test["iou"]})
     samples = task.eval_images({"config": {}}, full, "test").samples  # the same files as the student's test split
-    pair = paired_bootstrap(task, task.image_rows(Path(kd_run["best"]), samples),
-                            task.image_rows(Path(alone_run["best"]), samples))
-    gain = {"metric": "F1", "split": "test", "distilled": pair.pop("a"), "alone": pair.pop("b"), **pair}
+    gain = student_gain(task, kd_run["best"], alone_run["best"], samples, "test")
 
     say(f"[7/{STAGES}] ONNX export of the teacher and the distilled student, timed in ONNX Runtime (2 threads)")
     onnx = api.export(kd_run["deploy"], imgsz=size, out=root / "student.onnx")

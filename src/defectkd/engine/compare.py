@@ -24,6 +24,15 @@ def paired_bootstrap(task, a: np.ndarray, b: np.ndarray, n: int = RESAMPLES, see
             "verdict": "within noise" if low <= 0 <= high else ("better" if low > 0 else "worse")}
 
 
+def student_gain(task, distilled, alone, samples: list, split: str) -> dict:
+    """The distilled student against the same student alone on `samples` (of `split`): what `distill --baseline`
+    and the demo report, in the words `describe_gain` reads."""
+    from pathlib import Path
+
+    r = paired_bootstrap(task, task.image_rows(Path(distilled), samples), task.image_rows(Path(alone), samples))
+    return {"metric": task.metric_name, "split": split, "distilled": r.pop("a"), "alone": r.pop("b"), **r}
+
+
 def describe_gain(b: dict) -> str:
     """A `distill --baseline` result in words: both figures, the gain, its interval and the verdict; an interval
     that holds 0 is "within noise", never a win."""

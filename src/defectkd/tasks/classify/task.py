@@ -158,26 +158,24 @@ class ClassifyTask(Task):
         return EvalImages(self.name, [s.image for s in train], samples_for_model(source, samples, names), names)
 
     def score(self, runtime, images: EvalImages, progress: Callable[[], None] | None = None) -> float:
-        import numpy as np
-
-        from defectkd.data.io import read_image
-
-        right = 0
-        for s in images.samples:
-            probs, _ = runtime.classify(read_image(s.image))
-            right += int(int(np.argmax(probs)) == s.label)
-            if progress:
-                progress()
-        return right / len(images.samples)
+        return float(self.rows_metric(self.runtime_rows(runtime, images.samples, progress)))
 
     def image_rows(self, weights: Path, samples: list):
-        """1 where the top class is right, else 0, per image."""
+        return self.runtime_rows(self.torch_runtime(weights), samples)
+
+    @staticmethod
+    def runtime_rows(runtime, samples: list, progress: Callable[[], None] | None = None):
+        """1 where the top class is right, else 0, per image (any runtime: PyTorch, ONNX Runtime, OpenVINO)."""
         import numpy as np
 
         from defectkd.data.io import read_image
 
-        runtime = self.torch_runtime(weights)
-        return np.asarray([[float(np.argmax(runtime.classify(read_image(s.image))[0]) == s.label)] for s in samples])
+        rows = []
+        for s in samples:
+            rows.append([float(np.argmax(runtime.classify(read_image(s.image))[0]) == s.label)])
+            if progress:
+                progress()
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 1)
 
     def rows_metric(self, rows):
         """Top-1 accuracy of the rows' images."""

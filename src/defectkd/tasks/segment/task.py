@@ -196,35 +196,28 @@ class SegmentTask(Task):
         return EvalImages(self.name, [s.image for s in train], samples, ["background", "crack"])
 
     def score(self, runtime, images: EvalImages, progress: Callable[[], None] | None = None) -> float:
-        import numpy as np
-
-        from defectkd.data.io import read_image, read_mask
-
-        tp = fp = fn = 0
-        threshold = float(getattr(runtime, "threshold", 0.5))
-        for s in images.samples:
-            prob, _ = runtime.segment(read_image(s.image))
-            pred, truth = prob >= threshold, read_mask(s.mask) > 0
-            tp += int(np.sum(pred & truth))
-            fp += int(np.sum(pred & ~truth))
-            fn += int(np.sum(~pred & truth))
-            if progress:
-                progress()
-        return 2 * tp / max(2 * tp + fp + fn, 1)
+        return float(self.rows_metric(self.runtime_rows(runtime, images.samples, progress)))
 
     def image_rows(self, weights: Path, samples: list):
-        """(true positive, false positive, false negative) crack pixels of each image at the model's threshold."""
+        return self.runtime_rows(self.torch_runtime(weights), samples)
+
+    @staticmethod
+    def runtime_rows(runtime, samples: list, progress: Callable[[], None] | None = None):
+        """(true positive, false positive, false negative) crack pixels of each image at the runtime's threshold
+        (any runtime: PyTorch, ONNX Runtime, OpenVINO)."""
         import numpy as np
 
         from defectkd.data.io import read_image, read_mask
 
-        runtime = self.torch_runtime(weights)
+        threshold = float(getattr(runtime, "threshold", 0.5))
         rows = []
         for s in samples:
             prob, _ = runtime.segment(read_image(s.image))
-            pred, truth = prob >= runtime.threshold, read_mask(s.mask) > 0
+            pred, truth = prob >= threshold, read_mask(s.mask) > 0
             rows.append((np.sum(pred & truth), np.sum(pred & ~truth), np.sum(~pred & truth)))
-        return np.asarray(rows, dtype=np.float64)
+            if progress:
+                progress()
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
 
     def rows_metric(self, rows):
         """Crack F1 pooled over the pixels of all the rows' images (as `val` reports it)."""

@@ -135,13 +135,14 @@ def run(task, cfg, resume: Path | None = None, run_dir: Path | None = None) -> d
         raise ConfigError(str(exc)) from None
     module = setup.module
     classes = len(resolved.get("class_names") or []) or 2
+    distilling = hasattr(module, "term_weights")  # every task's distillation module mixes in DistillTerms
     guards: list[L.Callback] = []
     teacher = None
     if setup.teacher_weights is not None:  # scored once, before training: a teacher that finds nothing is refused
         teacher = task.teacher_eval(setup, cfg, data)
         if getattr(cfg, "teacher_check", True):
             check_teacher(task, teacher, classes)
-    if hasattr(module, "term_weights"):
+    if distilling:
         guards.append(CollapseGuard(task, classes))
     if getattr(cfg, "channels_last", False):
         module = module.to(memory_format=torch.channels_last)
@@ -155,7 +156,7 @@ def run(task, cfg, resume: Path | None = None, run_dir: Path | None = None) -> d
     summary = {"run": str(run_dir), "task": task.name, "model": cfg.model, "epochs_run": trainer.current_epoch,
                "best": str(best_file), "deploy": str(deploy), "parameters": count_parameters(module.model),
                **data.summary, "val": task.final_eval(best_file, cfg, data, run_dir, val_dl)}
-    if hasattr(module, "term_weights"):  # the weights the loss used (measured, with balance=loss)
+    if distilling:  # the weights the loss used (measured, with balance=loss)
         summary["term_weights"] = {f"{i}_{t['method']}": w for i, (t, w) in
                                    enumerate(zip(module.terms, module.term_weights(), strict=True))}
     if teacher is not None:  # side-by-side: the teacher on the same validation images

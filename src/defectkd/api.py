@@ -203,7 +203,8 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
             project: str | Path = "runs", name: str = "predict", threads: int | None = None,
             on_result: Callable[[dict], None] | None = None, save_dir: str | Path | None = None,
             vid_stride: int = 1, max_frames: int | None = None, sink: str | None = None,
-            device_id: str | None = None, send_frame: bool = False, curve_keys: str | Path | None = None) -> dict:
+            device_id: str | None = None, send_frame: bool = False, curve_keys: str | Path | None = None,
+            spool: str | Path | None = None) -> dict:
     """Segment every image of SOURCE (file, folder or glob), every `vid_stride`-th frame of a video, or a
     camera (`0`) or stream URL (rtsp://, http://...) with a .pt (PyTorch) or .onnx (ONNX Runtime) model;
     returns {"results": [...], "frames": n, "save_dir": ..., "source": stats, "sink": stats}. With save,
@@ -213,7 +214,8 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
     `boxes` (xyxy px), `labels`, `label_indices` and `scores` at the score threshold `threshold` (default: the
     run's), with save overlays/ with the boxes drawn and predictions.jsonl. With `sink`
     (zmq://HOST:PORT), every result goes to a `receive`r as well, without slowing the loop (see
-    deploy/sink.py); `curve_keys` is the sender's key folder. A camera or stream runs until it ends,
+    deploy/sink.py: at least once, acknowledged by the receiver; `spool` is a file that keeps what is not yet
+    acknowledged across restarts); `curve_keys` is the sender's key folder. A camera or stream runs until it ends,
     `max_frames`, or Ctrl-C, and keeps no results in memory (`on_result` sees each one)."""
     _check_threshold(threshold)
     from defectkd.deploy.predict import UnreadableImage
@@ -235,7 +237,7 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
 
             save_dir = new_run_dir(project, "predict", name)
         save_dir = Path(save_dir) if save else None
-        zsink = _sink(sink, device_id, send_frame, curve_keys) if sink else None
+        zsink = _sink(sink, device_id, send_frame, curve_keys, spool) if sink else None
     except BaseException:
         frames.close()
         raise
@@ -246,47 +248,50 @@ def predict(weights: str | Path, source: str | Path, save: bool = False, thresho
     return {"weights": str(weights), **run}
 
 
-def _sink(url: str, device_id: str | None, send_frame: bool, curve_keys: str | Path | None):
+def _sink(url: str, device_id: str | None, send_frame: bool, curve_keys: str | Path | None,
+          spool: str | Path | None = None):
     from defectkd.deploy.sink import SinkError, ZmqSink
 
     try:
-        return ZmqSink(url, device_id=device_id, send_frame=send_frame, curve_keys=curve_keys)
+        return ZmqSink(url, device_id=device_id, send_frame=send_frame, curve_keys=curve_keys, spool=spool)
     except SinkError as exc:
         raise ConfigError(str(exc)) from None
 
 
 def receive(bind: str = "tcp://127.0.0.1:5555", store: str | Path = "results", http: int | str | None = None,
             max_bytes: int = 16 * 1024 * 1024, curve_keys: str | Path | None = None, duration: float | None = None,
-            on_start: Callable[[Any], None] | None = None) -> dict:
+            on_start: Callable[[Any], None] | None = None, max_pixels: int = 40_000_000,
+            http_token: str | None = None) -> dict:
     """Receive results from `predict --sink` senders at BIND (loopback unless told otherwise) into STORE
-    (results.sqlite + mask/frame files per device), serving the web view at `http` (PORT or HOST:PORT), until
-    `duration` seconds pass or Ctrl-C; returns the counters (received, stored, malformed, dropped_oversize,
-    refused_curve, per device). `on_start(receiver)` runs once it listens. For a receiver that does not
-    block, use `defectkd.serve.Receiver`."""
+    (results.sqlite + mask/frame files per device), acknowledging each once committed, serving the web view at
+    `http` (PORT or HOST:PORT; `http_token` required when set), until `duration` seconds pass, Ctrl-C or SIGTERM
+    (both drain: what arrived is stored first); returns the counters (received, stored, duplicates,
+    acknowledged, malformed, dropped_oversize, refused_curve, rejected per reason, per device). `on_start(receiver)`
+    runs once it listens. For a receiver that does not block, use `defectkd.serve.Receiver`."""
     from defectkd.serve.receiver import Receiver, ReceiverError
 
     try:
-        receiver = Receiver(bind, store, max_bytes=max_bytes, curve_keys=curve_keys, http=http).start()
+        receiver = Receiver(bind, store, max_bytes=max_bytes, curve_keys=curve_keys, http=http,
+                            max_pixels=max_pixels, http_token=http_token).start()
     except ReceiverError as exc:
         raise ConfigError(str(exc)) from None
     try:
         if on_start:
             on_start(receiver)
-        receiver.wait(duration)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stats = receiver.stop()
-    return stats
+    except BaseException:
+        receiver.stop()
+        raise
+    return receiver.serve(duration)
 
 
-def keys(out: str | Path, name: str) -> dict:
+def keys(out: str | Path, name: str, devices: list[str] | None = None) -> dict:
     """Make a CURVE key pair OUT/NAME.key (public) and OUT/NAME.key_secret (never overwritten) for
-    `receive --curve-keys` (name it `server`) and `predict --sink ... --curve-keys` (one per sender)."""
+    `receive --curve-keys` (name it `server`) and `predict --sink ... --curve-keys` (one per sender, speaking for
+    the device ids `devices`, default NAME)."""
     from defectkd.serve.protocol import KeyFileError, create_keys
 
     try:
-        public, secret = create_keys(out, name)
+        public, secret = create_keys(out, name, devices)
     except KeyFileError as exc:
         raise ConfigError(str(exc)) from None
     return {"name": name, "public": str(public), "secret": str(secret)}

@@ -372,6 +372,8 @@ def predict_cmd(
     send_frame: Annotated[bool, typer.Option("--send-frame", help="Send the JPEG frame with each result.")] = False,
     curve_keys: Annotated[Path | None, typer.Option("--curve-keys", help="Sender key folder (CURVE): own "
                                                     "NAME.key_secret + the receiver's server.key.")] = None,
+    spool: Annotated[Path | None, typer.Option("--spool", help="File that keeps unacknowledged results across "
+                                               "restarts of this device (default: memory only).")] = None,
 ) -> None:
     """Segment, classify or detect in images, videos, cameras or streams; report crack-pixel ratio, area, longest
     crack length (or class and score; or boxes, labels and scores), per-stage times and FPS; optionally stream each
@@ -391,7 +393,7 @@ def predict_cmd(
 
     result = predict(weights, source, save=save, threshold=threshold, threads=threads, name=name, on_result=line,
                      vid_stride=vid_stride, max_frames=max_frames, sink=sink, device_id=device_id,
-                     send_frame=send_frame, curve_keys=curve_keys)
+                     send_frame=send_frame, curve_keys=curve_keys, spool=spool)
     _print_stream_stats(result)
     if as_json:
         return
@@ -440,8 +442,9 @@ def _print_stream_stats(result: dict) -> None:
         err.print(f"source: {src['reconnects']} reconnects" + (", gave up" if src["gave_up"] else ""),
                   highlight=False)
     if sink is not None:
-        err.print(f"sink: {sink['sent']} sent, {sink['dropped']} dropped (queue full), {sink['unsent']} unsent at "
-                  f"exit, {sink['errors']} encode errors", highlight=False)
+        from defectkd.deploy.sink import sink_summary
+
+        err.print(sink_summary(sink), highlight=False)
 
 
 @app.command("receive")
@@ -452,11 +455,17 @@ def receive_cmd(
         "results"),
     http: Annotated[str | None, typer.Option("--http", help="Serve the web view at PORT or HOST:PORT "
                                                             "(127.0.0.1 unless told otherwise).")] = None,
-    max_bytes: Annotated[int, typer.Option("--max-bytes", help="Drop larger messages before decoding.")] = 16 << 20,
+    max_bytes: Annotated[int, typer.Option("--max-bytes", help="Refuse larger messages (each part and the whole) "
+                                                               "before decoding.")] = 16 << 20,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse masks and frames with more pixels (read "
+                                                                 "from their headers).")] = 40_000_000,
     curve_keys: Annotated[Path | None, typer.Option("--curve-keys", help="Key folder: server.key_secret + the "
                                                     "allowed senders' NAME.key (CURVE on).")] = None,
-    duration: Annotated[float | None, typer.Option("--duration", help="Stop after S seconds (default: Ctrl-C).")
-                        ] = None,
+    http_token: Annotated[str | None, typer.Option("--http-token", envvar="DEFECTKD_HTTP_TOKEN",
+                                                   help="Token the web view requires (open it at /?token=...).")
+                          ] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Stop after S seconds (default: Ctrl-C or "
+                                                                      "SIGTERM).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final counters as JSON.")] = False,
 ) -> None:
     """Receive results from `predict --sink` senders, store them (SQLite + files) and serve a live web view."""
@@ -465,32 +474,36 @@ def receive_cmd(
     def started(rx) -> None:
         web = f", web view at {rx.http_url}" if rx.http_url else ""
         err.print(f"receiving on {rx.endpoint} ({'CURVE' if rx.curve_keys else 'no encryption'}), storing in "
-                  f"{rx.store_dir}{web}; Ctrl-C stops", highlight=False, soft_wrap=True)
-        if rx.insecure:
-            err.print("warning: listening beyond this machine without --curve-keys: anyone who can reach the port "
-                      "can send results", highlight=False, soft_wrap=True)
+                  f"{rx.store_dir}{web}; Ctrl-C or SIGTERM stops", highlight=False, soft_wrap=True)
+        for warning in rx.warnings():
+            err.print(f"warning: {warning}", highlight=False, soft_wrap=True)
 
     stats = receive(bind, store, http=http, max_bytes=max_bytes, curve_keys=curve_keys, duration=duration,
-                    on_start=started)
+                    on_start=started, max_pixels=max_pixels, http_token=http_token)
     if as_json:
         print(json.dumps(stats, indent=1))
         return
-    keys = ["received", "stored", "malformed", "dropped_oversize", "refused_curve"]
+    keys = ["received", "stored", "duplicates", "acknowledged", "malformed", "dropped_oversize", "refused_curve"]
     out.print(table(f"receive {stats['endpoint']}", [{k: stats[k] for k in keys}], keys))
     rows = [{"device": d, **v} for d, v in stats["devices"].items()]
     if rows:
         out.print(table("devices", rows, ["device", "stored", "last_frame", "sender_dropped"]))
+    if stats["rejected"]:
+        out.print(table("refused messages", [{"reason": k, "count": v} for k, v in stats["rejected"].items()],
+                        ["reason", "count"]))
 
 
 @app.command("keys")
 def keys_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Key folder.")],
     name: Annotated[str, typer.Option("--name", help="'server' for the receiver, a device id for a sender.")],
+    devices: Annotated[str | None, typer.Option("--devices", help="Comma-separated device ids this sender key may "
+                                                                  "speak for (default: NAME).")] = None,
 ) -> None:
     """Make a CURVE key pair: OUT/NAME.key (public, share it) and OUT/NAME.key_secret (keep it)."""
     from defectkd.api import keys
 
-    r = keys(out_dir, name)
+    r = keys(out_dir, name, [d.strip() for d in devices.split(",") if d.strip()] if devices else None)
     out.print(f"public key {r['public']}, secret key {r['secret']} (mode 600: keep it on this machine)",
               highlight=False, soft_wrap=True)
 

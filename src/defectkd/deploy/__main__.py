@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device-id", default=None)
     p.add_argument("--send-frame", action="store_true")
     p.add_argument("--curve-keys", type=Path, default=None)
+    p.add_argument("--spool", type=Path, default=None, help="file keeping unacknowledged results across restarts")
     p.add_argument("--quiet", action="store_true", help="no JSON lines, only the summary")
     return ap
 
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.sink:
             from defectkd.deploy.sink import ZmqSink
 
-            sink = ZmqSink(args.sink, device_id=args.device_id, send_frame=args.send_frame, curve_keys=args.curve_keys)
+            sink = ZmqSink(args.sink, device_id=args.device_id, send_frame=args.send_frame, curve_keys=args.curve_keys,
+                           spool=args.spool)
         run = run_source(runtime, frames, args.out, args.threshold,
                          None if args.quiet else (lambda r: print(json.dumps(r), flush=True)), sink)
     except (SourceError, UnreadableImage, ValueError) as exc:  # SinkError, BackendError are ValueErrors

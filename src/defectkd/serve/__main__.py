@@ -4,12 +4,12 @@ typer or pydantic). Same options as `defectkd receive` and `defectkd keys`. Erro
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
-from defectkd.serve.protocol import KeyFileError, create_keys
+from defectkd.serve.protocol import DEFAULT_MAX_PIXELS, KeyFileError, create_keys
 from defectkd.serve.receiver import DEFAULT_MAX_BYTES, Receiver, ReceiverError
 
 
@@ -21,11 +21,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--store", type=Path, default=Path("results"))
     r.add_argument("--http", default=None, help="PORT or HOST:PORT")
     r.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
+    r.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     r.add_argument("--curve-keys", type=Path, default=None)
+    r.add_argument("--http-token", default=None, help="required by the web view (default: $DEFECTKD_HTTP_TOKEN)")
     r.add_argument("--duration", type=float, default=None)
     k = sub.add_parser("keys", help="make a CURVE key pair OUT/NAME.key + OUT/NAME.key_secret")
     k.add_argument("--out", type=Path, required=True)
     k.add_argument("--name", required=True)
+    k.add_argument("--devices", default=None, help="comma-separated device ids the key may speak for (default: NAME)")
     return ap
 
 
@@ -33,21 +36,21 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.verb == "keys":
-            public, secret = create_keys(args.out, args.name)
+            devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+            public, secret = create_keys(args.out, args.name, devices)
             print(f"public key {public}, secret key {secret}")
             return 0
-        rx = Receiver(args.bind, args.store, max_bytes=args.max_bytes, curve_keys=args.curve_keys,
-                      http=args.http).start()
+        rx = Receiver(args.bind, args.store, max_bytes=args.max_bytes, curve_keys=args.curve_keys, http=args.http,
+                      max_pixels=args.max_pixels,
+                      http_token=args.http_token or os.environ.get("DEFECTKD_HTTP_TOKEN")).start()
     except (KeyFileError, ReceiverError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     web = f", web view at {rx.http_url}" if rx.http_url else ""
-    print(f"receiving on {rx.endpoint}, storing in {rx.store_dir}{web}; Ctrl-C stops", file=sys.stderr)
-    if rx.insecure:
-        print("warning: listening beyond this machine without --curve-keys", file=sys.stderr)
-    with contextlib.suppress(KeyboardInterrupt):
-        rx.wait(args.duration)
-    print(json.dumps(rx.stop(), indent=1))
+    print(f"receiving on {rx.endpoint}, storing in {rx.store_dir}{web}; Ctrl-C or SIGTERM stops", file=sys.stderr)
+    for warning in rx.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps(rx.serve(args.duration), indent=1))
     return 0
 
 

@@ -2,33 +2,45 @@
 
 A result is one ZeroMQ multipart message, no base64:
 
-    part 0: JSON header (UTF-8 object): v, device_id, frame, timestamp, task, metrics, ... (see HEADER_REQUIRED)
+    part 0: JSON header (UTF-8 object): v, device_id, frame, timestamp, task, boot, seq, metrics, ...
+            (see HEADER_REQUIRED; strict JSON: NaN and Infinity are refused)
     part 1: the mask as PNG bytes (empty for tasks without a mask, e.g. classify)
     part 2: optional: the frame as JPEG bytes
 
+A sender's DEALER socket sends it to the receiver's ROUTER, which answers, once the result is committed, with
+{"boot": ..., "ack": [seq, ...], "reject": {seq: reason}} (at-least-once delivery; (device_id, boot, seq) makes a
+resent message a duplicate the receiver drops). Every refusal has a reason code (`MalformedMessage.reason`).
+
 CURVE keys are ZeroMQ certificates (`zmq.auth.create_certificates`): NAME.key (public) and NAME.key_secret
 (public + secret). A key folder holds `server.key_secret` on the receiver (and every allowed client's
-NAME.key), and on a sender its own NAME.key_secret plus `server.key`.
+NAME.key), and on a sender its own NAME.key_secret plus `server.key`. A sender's key speaks for the device ids in
+its metadata line `devices = "cam-1,cam-2"` (`defectkd keys --devices`), or else for the device id NAME only.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 HEADER_REQUIRED = {"device_id": str, "frame": int, "timestamp": (int, float), "task": str}
 TASKS = ("segment", "classify", "detect")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8"
-MAX_DEVICE_ID = 128
+MAX_DEVICE_ID = 64
+DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}")
+DEFAULT_MAX_PIXELS = 40_000_000
 SERVER_KEY = "server"
 
 
 class MalformedMessage(ValueError):
-    """A message that is not a result (wrong part count, bad JSON, missing or wrong fields, not PNG/JPEG)."""
+    """A message that is not a result (wrong part count, bad JSON, missing or wrong fields, not PNG/JPEG, too
+    many pixels); `reason` is a short code the receiver counts by."""
+
+    def __init__(self, message: str, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class KeyFileError(ValueError):
@@ -66,38 +78,111 @@ def encode(header: dict, mask_png: bytes = b"", frame_jpeg: bytes | None = None)
     return parts
 
 
-def _valid_device_id(value: str) -> bool:
-    return 0 < len(value) <= MAX_DEVICE_ID and value.isprintable()
+def valid_device_id(value: object) -> bool:
+    """1-64 characters, a letter or digit first, then letters, digits and . _ : @ - (safe in paths, URLs, JS)."""
+    return isinstance(value, str) and DEVICE_ID.fullmatch(value) is not None
 
 
-def decode(parts: list[bytes]) -> tuple[dict, bytes, bytes | None]:
-    """(header, mask PNG bytes, frame JPEG bytes or None); MalformedMessage when it is not a result."""
-    if len(parts) not in (2, 3):
-        raise MalformedMessage(f"{len(parts)} parts (expected 2 or 3: header, mask, optional frame)")
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} overflows: Infinity is not JSON")
+    return value
+
+
+def strict_json(text: str | bytes):
+    """json.loads that refuses NaN, Infinity and -Infinity, written out or as an overflowing 1e999 (Python's json
+    accepts them; a browser's JSON.parse does not, and one such value would break the web API for everyone)."""
+    return json.loads(text, parse_constant=_no_constants, parse_float=_finite_float)
+
+
+def reply_key(parts: list[bytes], limit: int = 65536) -> tuple[str, int] | None:
+    """(boot, seq) of a message whose header can be read at all, so even a refused message can be answered."""
+    if not parts or len(parts[0]) > limit:
+        return None
     try:
-        header = json.loads(parts[0].decode("utf-8"))
+        header = json.loads(bytes(parts[0]))
+        boot, seq = header.get("boot"), header.get("seq")
+    except (ValueError, AttributeError):
+        return None
+    ok = isinstance(boot, str) and 0 < len(boot) <= 64 and isinstance(seq, int) and not isinstance(seq, bool)
+    return (boot, seq) if ok else None
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, without decoding anything."""
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's first start-of-frame marker, without decoding anything."""
+    at = 2
+    while at + 9 < len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            at += 2
+            continue
+        length = int.from_bytes(data[at + 2:at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[at + 7:at + 9], "big"), int.from_bytes(data[at + 5:at + 7], "big")
+        at += 2 + length
+    return None
+
+
+def _check_pixels(data: bytes, size: tuple[int, int] | None, what: str, max_pixels: int) -> None:
+    if size is None:
+        raise MalformedMessage(f"{what}: no image size in its header", "bad_image")
+    if size[0] * size[1] > max_pixels:
+        raise MalformedMessage(f"{what} of {size[0]}x{size[1]} pixels (limit {max_pixels})", "too_many_pixels")
+
+
+def decode(parts: list[bytes], max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[dict, bytes, bytes | None]:
+    """(header, mask PNG bytes, frame JPEG bytes or None); MalformedMessage (with a reason code) when it is not a
+    result. Image sizes are read from the PNG/JPEG headers, nothing is decoded."""
+    if len(parts) not in (2, 3):
+        raise MalformedMessage(f"{len(parts)} parts (expected 2 or 3: header, mask, optional frame)", "parts")
+    try:
+        header = strict_json(bytes(parts[0]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedMessage(f"header is not JSON ({str(exc)[:80]})") from None
+        reason = "non_finite" if "is not JSON" in str(exc) else "json"
+        raise MalformedMessage(f"header is not strict JSON ({str(exc)[:80]})", reason) from None
     if not isinstance(header, dict):
-        raise MalformedMessage("header is not a JSON object")
+        raise MalformedMessage("header is not a JSON object", "json")
     for key, kind in HEADER_REQUIRED.items():
         value = header.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise MalformedMessage(f"header field {key!r} missing or not {getattr(kind, '__name__', 'a number')}")
-    if not _valid_device_id(header["device_id"]):
-        raise MalformedMessage(f"device_id must be 1-{MAX_DEVICE_ID} printable characters")
-    if header["frame"] < 0 or not math.isfinite(header["timestamp"]):
-        raise MalformedMessage("frame must be >= 0 and timestamp a finite number")
+            raise MalformedMessage(f"header field {key!r} missing or not {getattr(kind, '__name__', 'a number')}",
+                                   "fields")
+    if not valid_device_id(header["device_id"]):
+        raise MalformedMessage(f"device_id must be 1-{MAX_DEVICE_ID} of letters, digits and . _ : @ -, a letter "
+                               "or digit first", "device_id")
+    if header["frame"] < 0:
+        raise MalformedMessage("frame must be >= 0", "fields")
     if header["task"] not in TASKS:
-        raise MalformedMessage(f"task {header['task']!r} is not one of {', '.join(TASKS)}")
+        raise MalformedMessage(f"task {header['task']!r} is not one of {', '.join(TASKS)}", "fields")
     if "metrics" in header and not isinstance(header["metrics"], dict):
-        raise MalformedMessage("metrics must be a JSON object")
+        raise MalformedMessage("metrics must be a JSON object", "fields")
     mask = bytes(parts[1])
-    if mask and not mask.startswith(PNG_SIGNATURE):
-        raise MalformedMessage("part 1 is not a PNG mask")
+    if mask:
+        if not mask.startswith(PNG_SIGNATURE):
+            raise MalformedMessage("part 1 is not a PNG mask", "bad_image")
+        _check_pixels(mask, png_size(mask), "mask", max_pixels)
     frame = bytes(parts[2]) if len(parts) == 3 else None
-    if frame is not None and not frame.startswith(JPEG_SIGNATURE):
-        raise MalformedMessage("part 2 is not a JPEG frame")
+    if frame:
+        if not frame.startswith(JPEG_SIGNATURE):
+            raise MalformedMessage("part 2 is not a JPEG frame", "bad_image")
+        _check_pixels(frame, jpeg_size(frame), "frame", max_pixels)
     return header, mask, frame or None
 
 
@@ -111,20 +196,31 @@ def safe_name(device_id: str) -> str:
 
 # ---- CURVE keys -----------------------------------------------------------------------------------------------
 
-def create_keys(out: str | Path, name: str) -> tuple[Path, Path]:
-    """Write OUT/NAME.key (public) and OUT/NAME.key_secret (secret, mode 600); refuse to overwrite."""
+def create_keys(out: str | Path, name: str, devices: list[str] | None = None) -> tuple[Path, Path]:
+    """Write OUT/NAME.key (public) and OUT/NAME.key_secret (secret, mode 600); refuse to overwrite. `devices`: the
+    device ids this key may speak for (default: NAME)."""
     import zmq.auth
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or name.startswith("."):
         raise KeyFileError(f"key name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    bad = [d for d in devices or [] if not valid_device_id(d)]
+    if bad:
+        raise KeyFileError(f"--devices {bad[0]!r}: not a device id (1-64 letters, digits and . _ : @ -)")
     out = Path(out)
     public, secret = out / f"{name}.key", out / f"{name}.key_secret"
     existing = [str(p) for p in (public, secret) if p.exists()]
     if existing:
         raise KeyFileError(f"{', '.join(existing)} already exists (keys are never overwritten)")
-    out.mkdir(parents=True, exist_ok=True)
-    made_public, made_secret = zmq.auth.create_certificates(str(out), name)
-    Path(made_secret).chmod(0o600)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        made_public, made_secret = zmq.auth.create_certificates(str(out), name)
+        Path(made_secret).chmod(0o600)
+        if devices:  # into both files (pyzmq writes metadata into the secret one only): the receiver reads NAME.key
+            line = 'metadata\n    devices = "' + ",".join(devices) + '"\n'
+            for made in (made_public, made_secret):
+                Path(made).write_text(Path(made).read_text().replace("metadata\n", line, 1))
+    except OSError as exc:
+        raise KeyFileError(f"--out {out}: {exc.strerror or exc}") from None
     return Path(made_public), Path(made_secret)
 
 
@@ -148,12 +244,30 @@ def server_keys(folder: str | Path) -> tuple[bytes, bytes]:
     return public, secret
 
 
+def key_devices(path: Path) -> frozenset[str]:
+    """The device ids a key file may speak for: its metadata `devices = "a,b"`, else its own name."""
+    in_metadata = False
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith((" ", "\t")):
+            in_metadata = line.strip() == "metadata"
+            continue
+        key, sep, value = line.strip().partition("=")
+        if in_metadata and sep and key.strip() == "devices":
+            return frozenset(d.strip() for d in value.strip().strip('"').split(",") if d.strip())
+    return frozenset([path.stem])
+
+
 def client_public_keys(folder: str | Path) -> dict[bytes, str]:
     """Allowed senders: z85 public key -> name, for every FOLDER/NAME.key except the server's own."""
+    return {key: name for key, (name, _) in client_key_table(folder).items()}
+
+
+def client_key_table(folder: str | Path) -> dict[bytes, tuple[str, frozenset[str]]]:
+    """Allowed senders: z85 public key -> (name, device ids it may speak for), from every FOLDER/NAME.key."""
     keys = {}
     for path in sorted(Path(folder).glob("*.key")):
         if path.stem != SERVER_KEY:
-            keys[_load(path)[0]] = path.stem
+            keys[_load(path)[0]] = (path.stem, key_devices(path))
     return keys
 
 

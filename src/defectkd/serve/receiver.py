@@ -1,17 +1,24 @@
-"""The PC side: a PULL socket that stores every result it receives, and optionally a web view (no torch).
+"""The PC side: a ROUTER socket that stores every result it receives and acknowledges it, and optionally a web view
+(no torch).
 
     with Receiver("tcp://127.0.0.1:5555", "results/", http=8080) as rx:
-        rx.wait()            # until Ctrl-C (or rx.wait(60) for a minute)
+        rx.wait()            # until Ctrl-C / SIGTERM (or rx.wait(60) for a minute)
     print(rx.stats())
 
-Never crashes on what arrives: a message larger than `max_bytes` is dropped before anything is decoded
-(`dropped_oversize`), one that is not a result (part count, JSON, fields, PNG/JPEG signatures) is dropped
-and logged (`malformed`). A message beyond 8 x max_bytes makes ZeroMQ drop the connection itself
-(ZMQ_MAXMSGSIZE; the sender reconnects). With `curve_keys`, only senders whose public key is in the key
-folder get through; refused handshakes are counted (`refused_curve`: unknown keys through the ZAP callback,
-senders without CURVE through the socket monitor; ZeroMQ does not retry a refused handshake, so that is one
-per refused connection). Senders may come and go: PULL sockets reconnect, and the store keeps its rows across
-a receiver restart.
+Delivery: senders (deploy/sink.py) keep each result in their spool until this receiver answers with its sequence
+number, which it does only after the result's row and files are committed (serve/store.py), so what was
+acknowledged is on disk; a resent result already stored is acknowledged again, not stored twice. `stop()` drains:
+what already arrived is stored, committed and acknowledged before the sockets close.
+
+Never crashes on what arrives. Limits: every message part is capped by ZeroMQ itself at `max_bytes` (ZMQ_MAXMSGSIZE:
+a larger part drops the connection before it is buffered), the whole message at `max_bytes` (dropped before
+anything is decoded), masks and frames at `max_pixels` (read from their PNG/JPEG headers, never decoded), the
+header must be strict JSON (no NaN/Infinity) with a safe device id. Each refusal is counted under its reason
+(`stats()["rejected"]`) and logged once per reason per `log_every` seconds, not once per message; a refused
+message whose header can be read is answered with its reason, so the sender stops resending it. With `curve_keys`,
+only senders whose public key is in the key folder get through (the folder is read again every second: a removed
+key is refused from then on, even on a connection it opened before), and a key may only speak for its own device
+ids (`protocol.key_devices`).
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ import time
 from pathlib import Path
 
 from defectkd.serve.protocol import (
+    DEFAULT_MAX_PIXELS,
     KeyFileError,
     MalformedMessage,
-    client_public_keys,
+    client_key_table,
     decode,
     is_loopback,
+    reply_key,
     server_keys,
     tcp_endpoint,
 )
@@ -35,6 +44,7 @@ from defectkd.serve.store import ResultStore, StoreReader
 log = logging.getLogger("defectkd.serve")
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 BATCH = 256  # messages stored per commit at most
+DRAIN_S = 2.0  # how long stop() keeps storing what already arrived
 
 
 class ReceiverError(ValueError):
@@ -42,31 +52,62 @@ class ReceiverError(ValueError):
 
 
 class _CurveClients:
-    """ZAP callback: a sender is allowed when its public key is in the key folder. An unknown key makes it re-read
-    the folder when the folder changed or a second has passed, so a new sender's key needs no restart; refusals
-    are counted (ZeroMQ does not retry a refused handshake: one count per refused connection)."""
+    """The allowed senders, read from the key folder: the ZAP callback for new connections, and `devices(user_id)`
+    for every message (ZeroMQ gives each message the z85 key of the connection that carried it). The folder is
+    read again at most once a second (`refresh`), so a new key works and a removed key stops working within
+    seconds, without a restart; refused handshakes are counted (ZeroMQ does not retry one)."""
 
     def __init__(self, folder: Path, on_refused) -> None:
         self.folder = folder
         self.on_refused = on_refused
-        self._scan()
+        self._lock = threading.Lock()
+        self._scanned = 0.0
+        self.refresh(force=True)
 
-    def _scan(self) -> None:
-        self._stamp = self.folder.stat().st_mtime_ns
+    def refresh(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._scanned < 1.0:
+            return
         self._scanned = time.monotonic()
-        self.keys = client_public_keys(self.folder)
+        try:
+            table = client_key_table(self.folder)
+        except (OSError, KeyFileError) as exc:
+            log.warning("curve keys: %s", exc)
+            return
+        with self._lock:
+            self.keys = table
+
+    def devices(self, z85_key: str | bytes | None) -> frozenset[str] | None:
+        """The device ids a connected key may speak for; None when the key is no longer allowed."""
+        key = z85_key.encode() if isinstance(z85_key, str) else z85_key
+        with self._lock:
+            entry = self.keys.get(key)
+        return entry[1] if entry else None
 
     def callback(self, domain: str, key: bytes) -> bool:
-        if key not in self.keys:
-            try:
-                if self.folder.stat().st_mtime_ns != self._stamp or time.monotonic() - self._scanned > 1.0:
-                    self._scan()
-            except (OSError, KeyFileError) as exc:
-                log.warning("curve keys: %s", exc)
+        self.refresh(force=key not in self.keys)
         if key in self.keys:
             return True
         self.on_refused()
         return False
+
+
+class _Refusals:
+    """Counts refused messages per reason and logs each reason at most once per interval, with the count since."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.counts: dict[str, int] = {}
+        self._since: dict[str, int] = {}
+        self._logged: dict[str, float] = {}
+
+    def add(self, reason: str, detail: str) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        self._since[reason] = self._since.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._logged.get(reason, -1e9) >= self.every:
+            log.warning("refused %d message(s) (%s) in the last %.0f s, e.g. %s", self._since[reason], reason,
+                        self.every, detail[:200])
+            self._logged[reason], self._since[reason] = now, 0
 
 
 def http_address(http: int | str | None) -> tuple[str, int] | None:
@@ -80,11 +121,12 @@ def http_address(http: int | str | None) -> tuple[str, int] | None:
 
 
 class Receiver:
-    """Bind a PULL socket at `bind`, store into `store`; `start()`/`stop()` or use as a context manager."""
+    """Bind a ROUTER socket at `bind`, store into `store`; `start()`/`stop()` or use as a context manager."""
 
     def __init__(self, bind: str = "tcp://127.0.0.1:5555", store: str | Path = "results",
                  max_bytes: int = DEFAULT_MAX_BYTES, curve_keys: str | Path | None = None,
-                 http: int | str | None = None, rcvhwm: int = 1000) -> None:
+                 http: int | str | None = None, rcvhwm: int = 64, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 log_every: float = 60.0, http_token: str | None = None) -> None:
         try:
             self.bind = tcp_endpoint(bind)
         except ValueError as exc:
@@ -93,14 +135,20 @@ class Receiver:
             raise ReceiverError("--max-bytes must be at least 64")
         self.store_dir = Path(store)
         self.max_bytes = int(max_bytes)
+        self.max_pixels = int(max_pixels)
+        self.http_token = http_token or None
+        self._refusals = _Refusals(log_every)
+        self._clients: _CurveClients | None = None
         self.curve_keys = Path(curve_keys) if curve_keys else None
         self.http = http_address(http)
         self.rcvhwm = rcvhwm
         self.endpoint: str | None = None
         self.http_url: str | None = None
-        self._stats = {"received": 0, "stored": 0, "malformed": 0, "dropped_oversize": 0, "refused_curve": 0,
-                       "store_errors": 0}
+        self._stats = {"received": 0, "stored": 0, "duplicates": 0, "acknowledged": 0, "malformed": 0,
+                       "dropped_oversize": 0, "refused_curve": 0, "store_errors": 0}
         self._devices: dict[str, dict] = {}
+        self._pending_devices: list[tuple[str, dict]] = []
+        self._pending_stored = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -116,10 +164,10 @@ class Receiver:
         self._ctx = zmq.Context()
         self._auth = self._monitor = None
         try:
-            self._sock = self._ctx.socket(zmq.PULL)
-            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock = self._ctx.socket(zmq.ROUTER)
+            self._sock.setsockopt(zmq.LINGER, 500)  # the last acknowledgements still go out at stop
             self._sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
-            self._sock.setsockopt(zmq.MAXMSGSIZE, 8 * self.max_bytes)
+            self._sock.setsockopt(zmq.MAXMSGSIZE, self.max_bytes)  # per part, checked before ZeroMQ buffers it
             if self.curve_keys:
                 self._setup_curve()
             self._sock.bind(self.bind)
@@ -128,7 +176,11 @@ class Receiver:
             where = f"{self.bind}: " if isinstance(exc, zmq.ZMQError) else ""
             raise ReceiverError(f"{where}{exc}") from None
         self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.store = ResultStore(self.store_dir)
+        try:
+            self.store = ResultStore(self.store_dir)
+        except OSError as exc:
+            self._close_sockets()
+            raise ReceiverError(f"--store {self.store_dir}: {exc.strerror or exc}") from None
         self.reader = StoreReader(self.store_dir)
         self._stop.clear()
         self.started_at = time.time()
@@ -152,7 +204,7 @@ class Receiver:
         if not self.curve_keys.is_dir():
             raise KeyFileError(f"{self.curve_keys}: no such key folder")
         public, secret = server_keys(self.curve_keys)
-        clients = _CurveClients(self.curve_keys, self._count_refused)
+        clients = self._clients = _CurveClients(self.curve_keys, self._count_refused)
         if not clients.keys:
             log.warning("curve keys: %s holds no sender key (NAME.key): every sender will be refused",
                         self.curve_keys)
@@ -171,8 +223,13 @@ class Receiver:
         with self._lock:
             self._stats["refused_curve"] += 1
 
+    def request_stop(self) -> None:
+        """Ask the receiving thread to drain and stop (safe from a signal handler); `stop()` waits for it."""
+        self._stop.set()
+
     def stop(self) -> dict:
-        """Stop receiving and serving; what is stored stays stored. Returns the final stats."""
+        """Stop receiving and serving: what already arrived is stored, committed and acknowledged first; what is
+        stored stays stored. Returns the final stats."""
         self._stop.set()
         if self._web is not None:
             self._web.shutdown()
@@ -202,7 +259,12 @@ class Receiver:
 
     def wait(self, duration: float | None = None) -> None:
         """Block until stop() (another thread), `duration` seconds, or Ctrl-C (which propagates)."""
-        self._stop.wait(duration)
+        end = None if duration is None else time.monotonic() + duration
+        while not self._stop.is_set():  # short waits: a signal handler runs between them
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            self._stop.wait(0.2 if left is None else min(0.2, left))
 
     def __enter__(self) -> Receiver:
         return self.start()
@@ -215,9 +277,44 @@ class Receiver:
         """Listening beyond this machine without CURVE."""
         return not self.curve_keys and not is_loopback(self.bind)
 
+    @property
+    def web_insecure(self) -> bool:
+        """Serving the web view beyond this machine without a token."""
+        return self.http is not None and not self.http_token and not is_loopback(f"tcp://{self.http[0]}:0")
+
+    def warnings(self) -> list[str]:
+        """What an operator should hear at start: open listening without keys or token."""
+        out = []
+        if self.insecure:
+            out.append("listening beyond this machine without --curve-keys: anyone who can reach the port can "
+                       "store results")
+        if self.web_insecure:
+            out.append(f"web view on {self.http[0]} without --http-token: anyone who can reach it sees every "
+                       "result (set --http-token or DEFECTKD_HTTP_TOKEN)")
+        return out
+
+    def serve(self, duration: float | None = None) -> dict:
+        """Block until `duration` s, Ctrl-C or SIGTERM, then stop (draining: what arrived is stored and
+        acknowledged); returns the final stats. SIGTERM is handled only while this runs, in the main thread."""
+        import signal
+
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        try:
+            self.wait(duration)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            stats = self.stop()
+        return stats
+
     def stats(self) -> dict:
         with self._lock:
             out = dict(self._stats)
+            out["rejected"] = dict(self._refusals.counts)
             out["devices"] = {k: dict(v) for k, v in self._devices.items()}
         out["uptime_s"] = round(time.time() - self.started_at, 1) if self.started_at else 0.0
         out["endpoint"] = self.endpoint
@@ -233,31 +330,76 @@ class Receiver:
         if self._monitor is not None:
             poller.register(self._monitor, zmq.POLLIN)
         while not self._stop.is_set():
+            if self._clients is not None:
+                self._clients.refresh()
             ready = dict(poller.poll(100))
-            if not ready:
-                continue
             if self._monitor is not None and self._monitor in ready:
                 self._drain_monitor()
-            stored = 0
-            for _ in range(BATCH):
+            if self._sock in ready:
+                self._receive_batch()
+        end = time.monotonic() + DRAIN_S  # drain: what already arrived is stored and acknowledged
+        while time.monotonic() < end and self._receive_batch():
+            pass
+
+    def _receive_batch(self) -> int:
+        """Receive up to BATCH messages, store them, commit, then answer each sender; returns how many arrived."""
+        import zmq
+
+        answers: dict[bytes, dict] = {}
+        n = 0
+        for _ in range(BATCH):
+            try:
+                frames = self._sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            except zmq.ZMQError as exc:  # the context is going away
+                log.warning("receive: %s", exc)
+                break
+            n += 1
+            try:
+                self._handle(frames, answers)
+            except Exception:  # a bug here must not stop the receiver: count it, keep receiving
+                self._bump("store_errors")
+                log.exception("receive: unexpected error while handling a message")
+        if not n:
+            return 0
+        try:
+            self.store.commit()
+        except Exception as exc:  # disk full, ...: nothing of this batch is acknowledged, the senders resend
+            self._bump("store_errors")
+            log.error("store: commit failed (%s); the senders will resend", exc)
+            self.store.rollback()
+            self._pending_devices.clear()
+            self._pending_stored = 0
+            return n
+        self._answer(answers)
+        return n
+
+    def _answer(self, answers: dict[bytes, dict]) -> None:
+        import json
+
+        import zmq
+
+        acked = 0
+        for identity, by_boot in answers.items():
+            for boot, answer in by_boot.items():
+                if not answer["ack"] and not answer["reject"]:
+                    continue
                 try:
-                    frames = self._sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
-                except zmq.Again:
-                    break
-                except zmq.ZMQError as exc:  # the context is going away
-                    log.warning("receive: %s", exc)
-                    break
-                try:
-                    stored += self._handle(frames)
-                except Exception:  # a bug here must not stop the receiver: count it, keep receiving
-                    self._bump("store_errors")
-                    log.exception("receive: unexpected error while handling a message")
-            if stored:
-                try:
-                    self.store.commit()
-                except Exception as exc:  # disk full, ...: count, keep receiving
-                    self._bump("store_errors")
-                    log.error("store: commit failed (%s)", exc)
+                    self._sock.send_multipart([identity, json.dumps({"boot": boot, **answer}).encode()],
+                                              flags=zmq.NOBLOCK)
+                    acked += len(answer["ack"])
+                except zmq.ZMQError:  # the sender is gone or its queue is full: it resends, the store dedups
+                    pass
+        with self._lock:
+            for device, info in self._pending_devices:
+                dev = self._devices.setdefault(device, {"stored": 0})
+                dev["stored"] += 1
+                dev.update(info)
+            self._pending_devices.clear()
+            self._stats["stored"] += self._pending_stored
+            self._pending_stored = 0
+        self._bump("acknowledged", acked)
 
     def _drain_monitor(self) -> None:
         import zmq
@@ -274,36 +416,54 @@ class Receiver:
             self._stats[key] += n
             return self._stats[key]
 
-    def _handle(self, frames) -> int:
+    def _refuse(self, reason: str, detail: str, key: tuple[str, int] | None, reply: dict | None) -> None:
+        with self._lock:
+            self._refusals.add(reason, detail)
+            if reason in ("malformed", "parts", "json", "non_finite", "fields", "device_id", "bad_image",
+                          "too_many_pixels"):
+                self._stats["malformed"] += 1
+        if key is not None and reply is not None:
+            reply.setdefault(key[0], {"ack": [], "reject": {}})["reject"][str(key[1])] = reason
+
+    def _handle(self, frames, answers: dict[bytes, dict]) -> None:
         self._bump("received")
+        identity, frames = frames[0].bytes, frames[1:]
+        reply = answers.setdefault(identity, {})
         size = sum(len(f) for f in frames)
+        parts = [f.bytes for f in frames] if size <= self.max_bytes else [frames[0].bytes] if frames else []
+        key = reply_key(parts)
         if size > self.max_bytes:
-            n = self._bump("dropped_oversize")
-            if n <= 5 or n % 1000 == 0:
-                log.warning("dropped a %d-byte message (limit %d; %d so far)", size, self.max_bytes, n)
-            return 0
+            self._bump("dropped_oversize")
+            self._refuse("oversize", f"{size} bytes (limit {self.max_bytes})", key, reply)
+            return
         try:
-            parts = [f.bytes for f in frames]
-            header, mask, frame = decode(parts)
+            header, mask, frame = decode(parts, self.max_pixels)
         except MalformedMessage as exc:
-            n = self._bump("malformed")
-            if n <= 5 or n % 1000 == 0:
-                log.warning("dropped a malformed message: %s (%d so far)", exc, n)
-            return 0
+            self._refuse(exc.reason, str(exc), key, reply)
+            return
+        if self._clients is not None:
+            allowed = self._clients.devices(frames[0].get("User-Id"))
+            if allowed is None:  # the key was removed after this connection was made: no answer, it stays spooled
+                self._refuse("revoked_key", f"device {header['device_id']}", None, None)
+                return
+            if header["device_id"] not in allowed:
+                self._refuse("device_not_allowed", f"{header['device_id']} is not among {sorted(allowed)}", key,
+                             reply)
+                return
         try:
             row_id = self.store.add(header, parts[0].decode("utf-8"), mask, frame)
-        except Exception as exc:  # a full disk must not stop the receiver
+        except Exception as exc:  # a full disk must not stop the receiver; not acknowledged: the sender resends
             self._bump("store_errors")
             log.error("store: cannot store frame %s of %s (%s)", header.get("frame"), header.get("device_id"), exc)
-            return 0
-        with self._lock:
-            self._stats["stored"] += 1
-            dev = self._devices.setdefault(header["device_id"], {"stored": 0})
-            dev["stored"] += 1
-            dev["last_frame"] = header["frame"]
-            dev["last_id"] = row_id
-            dev["last_received_at"] = time.time()
-            sender = header.get("sender")
-            if isinstance(sender, dict) and isinstance(sender.get("dropped"), int):
-                dev["sender_dropped"] = sender["dropped"]
-        return 1
+            return
+        if key is not None:
+            reply.setdefault(key[0], {"ack": [], "reject": {}})["ack"].append(key[1])
+        if row_id is None:
+            self._bump("duplicates")
+            return
+        sender = header.get("sender")
+        info = {"last_frame": header["frame"], "last_id": row_id, "last_received_at": time.time()}
+        if isinstance(sender, dict) and isinstance(sender.get("dropped"), int):
+            info["sender_dropped"] = sender["dropped"]
+        self._pending_devices.append((header["device_id"], info))
+        self._pending_stored += 1

@@ -116,3 +116,12 @@ def test_a_threshold_outside_0_1_is_refused(cli, tmp_path, tiny_seg, tiny_weight
     r = cli("predict", "--weights", tiny_weights, "--source", tiny_seg / "images", "--threshold", value, "--save")
     assert_one_line_error(r, "--threshold must be between 0 and 1", value)
     assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_predict_refuses_an_image_over_the_pixel_cap_in_one_line(cli, tmp_path, tiny_weights, monkeypatch):
+    big = tmp_path / "big"
+    big.mkdir()
+    cv2.imwrite(str(big / "huge.png"), np.zeros((64, 80), np.uint8))
+    monkeypatch.setenv("DEFECTKD_MAX_PIXELS", "1000")
+    assert_one_line_error(cli("predict", "--weights", tiny_weights, "--source", big / "huge.png"), "huge.png",
+                          "80x64 pixels, over the limit of 1000", "DEFECTKD_MAX_PIXELS")

@@ -100,3 +100,27 @@ def test_a_cut_short_jpeg_or_png_is_refused_by_every_reader(tmp_path):
             read_image(half)
         with pytest.raises(UnreadableImage, match="truncated image"):
             read_rgb(half)
+
+
+def test_an_image_over_the_pixel_cap_is_refused_before_decoding(tmp_path, monkeypatch):
+    """The size comes from the file's header (PNG IHDR, JPEG SOF, BMP): a 20000 x 20000 picture is refused without
+    the gigabytes its decode would take."""
+    import cv2
+
+    from defectkd.core.imageheader import header_size
+    from defectkd.data.io import image_size
+    from defectkd.deploy.sources import UnreadableImage, read_rgb
+
+    monkeypatch.setenv("DEFECTKD_MAX_PIXELS", "5000")
+    for suffix in (".png", ".jpg", ".bmp"):
+        path = tmp_path / f"big{suffix}"
+        cv2.imwrite(str(path), np.zeros((64, 80, 3), np.uint8))  # 5120 pixels
+        assert header_size(path.read_bytes()) == (80, 64)
+        size, why = image_size(path)
+        assert size is None and why.startswith("80x64 pixels, over the limit of 5000") and "DEFECTKD_MAX_PIXELS" in why
+        with pytest.raises(DataError, match=f"big{suffix}: 80x64 pixels"):
+            read_image(path)
+        with pytest.raises(UnreadableImage, match="over the limit"):
+            read_rgb(path)
+    monkeypatch.setenv("DEFECTKD_MAX_PIXELS", "6000")
+    assert read_image(tmp_path / "big.png").shape == (64, 80, 3)

@@ -263,6 +263,17 @@ def test_receive_and_keys_cli(tmp_path, cli):
     assert nokeys.code == 2 and "no such key folder" in nokeys.err
     badsink = cli("predict", "--weights", "x.onnx", "--source", tmp_path, "--sink", "zmq://host")
     assert badsink.code == 2
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    for verb in (("receive", "--bind", "tcp://127.0.0.1:*", "--store", a_file / "store", "--duration", "0.1"),
+                 ("keys", "--out", a_file / "keys", "--name", "cam1")):
+        r = cli(*verb)
+        assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "a-file" in r.err, r.err
+    assert a_file.read_text() == "not a folder"  # nothing the user had is touched
+    r = cli("keys", "--out", tmp_path / "k", "--name", "gate", "--devices", "cam-1,cam-2")
+    assert r.code == 0 and 'devices = "cam-1,cam-2"' in (tmp_path / "k" / "gate.key").read_text()
+    bad = cli("keys", "--out", tmp_path / "k", "--name", "gate2", "--devices", "../x")
+    assert bad.code == 2 and "--devices '../x'" in bad.err
 
 
 EDGE_CHECK = r"""

@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from defectkd.core.imageheader import header_size, max_pixels
+
 TRUNCATED = "truncated image (the file ends before the image does)"
 
 
@@ -23,8 +25,9 @@ def truncated(path: str | Path, data: bytes) -> bool:
 
 
 def decode(path: str | Path) -> tuple[np.ndarray | None, str]:
-    """(BGR image, "") or (None, why): the whole file is read and decoded, a cut-short one refused. The one decode
-    of an image file every reader uses (data/io.py for training and checks, deploy/sources.py at the edge)."""
+    """(BGR image, "") or (None, why): the whole file is read and decoded, a cut-short one refused, and one whose
+    header gives more pixels than `max_pixels()` (DEFECTKD_MAX_PIXELS) refused before decoding. The one decode of
+    an image file every reader uses (data/io.py for training and checks, deploy/sources.py at the edge)."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -32,5 +35,9 @@ def decode(path: str | Path) -> tuple[np.ndarray | None, str]:
         return None, f"cannot be read ({exc.strerror or exc})"
     if truncated(path, data):
         return None, TRUNCATED
+    size, cap = header_size(data[:262144]), max_pixels()
+    if size is not None and size[0] * size[1] > cap:
+        return None, (f"{size[0]}x{size[1]} pixels, over the limit of {cap} (set DEFECTKD_MAX_PIXELS to read "
+                      "larger images)")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     return (img, "") if img is not None else (None, "unreadable or corrupt image")

@@ -23,6 +23,8 @@ import json
 import re
 from pathlib import Path
 
+from defectkd.core.imageheader import jpeg_size, png_size
+
 PROTOCOL_VERSION = 2
 HEADER_REQUIRED = {"device_id": str, "frame": int, "timestamp": (int, float), "task": str}
 TASKS = ("segment", "classify", "detect")
@@ -111,33 +113,6 @@ def reply_key(parts: list[bytes], limit: int = 65536) -> tuple[str, int] | None:
         return None
     ok = isinstance(boot, str) and 0 < len(boot) <= 64 and isinstance(seq, int) and not isinstance(seq, bool)
     return (boot, seq) if ok else None
-
-
-def png_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG's IHDR chunk, without decoding anything."""
-    if len(data) < 24 or data[12:16] != b"IHDR":
-        return None
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-
-
-def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG's first start-of-frame marker, without decoding anything."""
-    at = 2
-    while at + 9 < len(data):
-        if data[at] != 0xFF:
-            return None
-        marker = data[at + 1]
-        if marker == 0xFF:  # fill byte
-            at += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            at += 2
-            continue
-        length = int.from_bytes(data[at + 2:at + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return int.from_bytes(data[at + 7:at + 9], "big"), int.from_bytes(data[at + 5:at + 7], "big")
-        at += 2 + length
-    return None
 
 
 def _check_pixels(data: bytes, size: tuple[int, int] | None, what: str, max_pixels: int) -> None:

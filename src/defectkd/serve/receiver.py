@@ -24,6 +24,7 @@ ids (`protocol.key_devices`).
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -178,9 +179,9 @@ class Receiver:
         self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
         try:
             self.store = ResultStore(self.store_dir)
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
             self._close_sockets()
-            raise ReceiverError(f"--store {self.store_dir}: {exc.strerror or exc}") from None
+            raise ReceiverError(f"--store {self.store_dir}: {getattr(exc, 'strerror', None) or exc}") from None
         self.reader = StoreReader(self.store_dir)
         self._stop.clear()
         self.started_at = time.time()

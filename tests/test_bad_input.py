@@ -68,7 +68,8 @@ def test_unknown_config_key_and_wrong_type(cli, tiny_seg, tmp_path):
                           "unknown key 'learning_rate'")
     assert_one_line_error(cli("train", "segment", "--data", tiny_seg, *FAST, "lr=fast"), "key 'lr'")
     assert_one_line_error(cli("train", "segment", "--data", tiny_seg, *FAST, "optimizer=sgd"), "key 'optimizer'")
-    assert_one_line_error(cli("train", "classify", "--data", tiny_seg, *FAST), "a segmentation set")
+    assert_one_line_error(cli("train", "classify", "--data", tiny_seg, *FAST), "this is segment data",
+                          "defectkd train segment")
 
 
 def test_evil_weights_refused_and_not_executed(cli, tiny_seg, tmp_path):

@@ -37,11 +37,16 @@ def check(path: str | Path, progress: Callable[[], None] | None = None, task: st
     segment otherwise (NEU-DET's images/<class>_<n>.jpg needs task classify, its boxes task detect)."""
     if task not in ("auto", *TASKS):
         raise ConfigError(f"data check: task {task!r} unknown (auto, {', '.join(TASKS)})")
-    # auto: the task that claims the folder, else the one that reads any folder of images
-    plugin = TASKS.get(task) or next((p for p in TASKS.values() if p.claims(path)), None) or next(
-        p for p in TASKS.values() if p.reads_any_folder)
+    from defectkd.tasks.recognise import task_for
+
+    plugin, found = task_for(path, task)  # auto: the best reading's task (tasks/recognise.py)
     names = [c.strip() for c in classes.split(",") if c.strip()] if isinstance(classes, str) else classes
-    return plugin.check(path, progress, names)
+    report = plugin.check(path, progress, names)
+    report.update(found.report())
+    report["task"] = plugin.name
+    report["task_from"] = "--task" if task in TASKS else "recognised" if found.chosen else "fallback"
+    report["alternatives"] = [a for a in report["alternatives"] if a["task"] != plugin.name]
+    return report
 
 
 def train(task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
@@ -58,7 +63,9 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
         plugin = get_task(saved.get("task", "segment"), "resume")
         cfg = build_config(plugin.saved_schema(saved), None, saved, overrides)
         return run(plugin, cfg, resume=last, run_dir=run_dir)
-    return run(plugin, build_config(plugin.train_config(), config, options, overrides))
+    cfg = build_config(plugin.train_config(), config, options, overrides)
+    _fits(plugin, cfg.data, "train", cfg.model)
+    return run(plugin, cfg)
 
 
 def distill(task: str = "segment", config: str | Path | None = None, overrides: list[str] | None = None,
@@ -77,6 +84,7 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
     if options.get("soft_labels") is not None and not plugin.offline_distillation:
         raise ConfigError(f"distill {task}: soft_labels (offline) is segmentation only; give --teacher")
     cfg = build_config(plugin.distill_config(), config, options, overrides)
+    _fits(plugin, cfg.data, "distill", cfg.model)
     if baseline and not plugin.compares_per_image:
         raise ConfigError(f"distill {task} --baseline: its metric has no per-image terms to compare yet")
     summary = run(plugin, cfg)
@@ -84,6 +92,23 @@ def distill(task: str = "segment", config: str | Path | None = None, overrides: 
         summary["baseline"] = _baseline(plugin, cfg, summary)
         (Path(summary["run"]) / "results.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _fits(plugin, data, verb: str, model: str | None = None) -> None:
+    """One line when `data` is clearly another task's (tasks/recognise.py), before any run folder exists; a model
+    of another task (or an unknown one) is left to the engine's model check, which comes first."""
+    from defectkd.core.errors import DefectKDError
+    from defectkd.models import model_spec
+    from defectkd.tasks.recognise import check_fits
+
+    if model is not None:
+        try:
+            if model_spec(model).task != plugin.name:
+                return
+        except DefectKDError:
+            return
+    if data:
+        check_fits(plugin, data, verb)
 
 
 def _baseline(plugin, cfg, summary: dict) -> dict:
@@ -120,7 +145,9 @@ def kfold(k: int = 5, task: str = "segment", config: str | Path | None = None, o
     schema = plugin.saved_schema({key: True for key in keys})
     if "fold" in keys or "folds" in keys:
         raise ConfigError("kfold sets folds and fold itself: drop them from the config")
-    return plugin.kfold(build_config(schema, config, options, overrides), k)
+    cfg = build_config(schema, config, options, overrides)
+    _fits(plugin, cfg.data, "kfold", cfg.model)
+    return plugin.kfold(cfg, k)
 
 
 def soft_labels(teacher: str | Path, data: str | Path, out: str | Path, T: float = 10.0, unlabelled: bool = False,
@@ -145,8 +172,9 @@ def val(weights: str | Path, data: str | Path, split: str = "test", threshold: f
     from defectkd.models.loading import load_checkpoint_model
 
     model, hp = load_checkpoint_model(weights)
-    return task_of(hp).val(model, hp, weights, data, split, threshold, save_dir, project, progress,
-                           tolerant=tolerant)
+    plugin = task_of(hp)
+    _fits(plugin, data, "val")
+    return plugin.val(model, hp, weights, data, split, threshold, save_dir, project, progress, tolerant=tolerant)
 
 
 def export(weights: str | Path, format: str = "onnx", imgsz: int | None = None, dynamic: bool = False,
@@ -395,12 +423,13 @@ def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 48, size
 
 
 def _labelled_split(data: str | Path, split: str) -> list:
-    from defectkd.data.layouts import discover
+    from defectkd.data.layouts import discover, no_masks_message
     from defectkd.tasks.segment.dataset import eval_samples
 
-    samples = eval_samples(discover(data), split)
+    source = discover(data)
+    samples = eval_samples(source, split)
     if not samples:
-        raise DataError(f"{data}: split {split!r} has no labelled pairs")
+        raise DataError(no_masks_message(source, split))
     return samples
 
 
@@ -445,6 +474,7 @@ def robustness(weights: str | Path | list[str | Path], data: str | Path, split: 
     other = next((task_of(hp) for _, hp in loaded if not task_of(hp).evaluates_robustness), None)
     if other is not None:
         raise ConfigError(f"robustness: evaluates segmentation models; a {other.label} model was given")
+    _fits(task_of(loaded[0][1]), data, "robustness")
     samples = _labelled_split(data, split)
     if limit is not None:
         if limit < 1:

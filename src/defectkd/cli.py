@@ -14,7 +14,7 @@ import typer
 
 from defectkd import __version__
 from defectkd.cli_options import CONFIG, DISTILL, OVERRIDES, RESUME, RUN, SCALE, TASK, options
-from defectkd.cli_print import CHECK, VAL, err, out, print_baseline, print_summary, table
+from defectkd.cli_print import CHECK, VAL, err, out, print_baseline, print_recognised, print_summary, table
 from defectkd.core.errors import ConfigError, DefectKDError, Interrupted
 
 app = typer.Typer(help="defectkd: distil defect-inspection models into fast edge students.",
@@ -81,21 +81,22 @@ def synth_cmd(
 def check_cmd(
     path: Annotated[Path, typer.Argument(help="Data set folder (or a path,label CSV).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    task: Annotated[str, typer.Option("--task", help="auto, segment, classify or detect (auto: classify for "
-                                      "class folders and CSV files, else segment).")] = "auto",
+    task: Annotated[str, typer.Option("--task", help="auto, segment, classify or detect (auto: recognised from "
+                                      "what the folder holds; docs/data.md).")] = "auto",
     classes: Annotated[str | None, typer.Option("--classes", help="detect: the expected classes, comma-separated "
                                                 "(an object of another class is a problem).")] = None,
 ) -> None:
-    """Detect the layout, validate every pair (image), print counts, sizes, crack fraction (classes; boxes) and
-    problems. Exit status 1 when there are problems (training refuses them without --skip-bad), else 0."""
+    """Recognise the layout and its task (saying why), validate every pair (image), print counts, sizes, crack
+    fraction (classes; boxes) and problems. Exit status 1 when a problem blocks training, else 0."""
     from defectkd.api import check
 
     report = check(path, task=task, classes=classes)
     if as_json:
         print(json.dumps(report, indent=1))
     else:
+        print_recognised(report)
         CHECK[report.get("task", "segment")](report)
-    if report.get("problems"):
+    if any(p.get("blocking", True) for p in report.get("problems", [])):
         raise typer.Exit(1)
 
 

@@ -143,5 +143,20 @@ SUMMARY = {
     "detect": ("validation (best.pt; COCO mAP 0.5:0.95, mAP 0.5, recall at 100)",
                ["images", "map", "map_50", "map_75", "mar_100"], "pr_curve.png, examples/; "),
 }
+def print_recognised(report: dict) -> None:
+    """Which layout `data check` read, the task it implies, the evidence, and any other reading that fits."""
+    seen = report.get("recognised")
+    why = {"--task": "as --task says", "recognised": "recognised", "fallback": "no layout recognised"}
+    line = f"task {report['task']} ({why.get(report.get('task_from'), '')})"
+    if seen and seen["task"] == report["task"]:
+        line += f": layout {seen['layout']}, {seen['evidence']}"
+    elif seen:
+        line += f"; the folder reads best as {seen['task']} ({seen['layout']}: {seen['evidence']})"
+    out.print(escape(line), highlight=False, soft_wrap=True)
+    for alt in report.get("alternatives", []):
+        out.print(escape(f"also fits: {alt['task']} ({alt['layout']}: {alt['evidence']}); pick it with "
+                         f"{alt['pick_with']}"), highlight=False, soft_wrap=True)
+
+
 CHECK = {"segment": print_segment_check, "classify": print_classify_check, "detect": print_detect_check}
 VAL = {"segment": print_segment_val, "classify": print_classify_val, "detect": print_detect_val}

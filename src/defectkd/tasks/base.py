@@ -2,7 +2,7 @@
 branching on its name; `defectkd.tasks.TASKS` maps a name to one instance.
 
 A task answers three kinds of question:
-- data: its synthetic generator, `data check`, which folders it claims, how many images a split has;
+- data: its synthetic generator, `data check`, its reading of a data folder, how many images a split has;
 - training (for `defectkd.engine.fit.run`, the one fit loop): its configs, checked data, LightningModule and
   loaders, the epoch line, the monitored metric, the final evaluation of best.pt and of the teacher;
 - verbs on weights: `val`, the PyTorch runtime of `predict`, ONNX export, and the one metric of an export.
@@ -16,6 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from defectkd.core.errors import ConfigError
+
+
+@dataclass
+class Reading:
+    """One task's reading of a data folder: its layout, the evidence in words, and how strongly it fits
+    (3: annotation files or image/mask pairs only this task reads; 2: a structure another task could share, such
+    as class folders; 1: images and nothing else)."""
+
+    task: str
+    layout: str
+    evidence: str
+    strength: int
+
+    def line(self) -> str:
+        return f"{self.task} ({self.layout}: {self.evidence})"
 
 
 @dataclass
@@ -99,9 +114,10 @@ class Task:
     def synth_message(self, path: Path, n: int, size: int) -> str:
         return f"wrote {n} images of {size}x{size} to {path}"
 
-    def claims(self, path: str | Path) -> bool:
-        """Does a data folder look like this task's (for `data check` without --task)?"""
-        return False
+    def recognise(self, path: Path) -> Reading | None:
+        """This task's reading of a data folder, or None when nothing there is its kind of data. Cheap: lists files,
+        decodes nothing (tasks/recognise.py ranks the readings of every task)."""
+        return None
 
     def check(self, path: str | Path, progress: Callable[[], None] | None = None,
               classes: list[str] | None = None) -> dict:

@@ -83,7 +83,9 @@ def test_synth_and_check_through_the_cli(cli, tiny_det, tmp_path):
     assert r.code == 0 and "boxes per class and split" in r.out and "background images" in r.out
     r = cli("data", "check", tiny_det, "--task", "detect", "--classes", "pits,scratches")
     assert r.code == 1 and "is not one of the classes (pits, scratches)" in r.out  # problems: exit 1
-    assert_one_line_error(cli("data", "check", tiny_det, "--classes", "pits"), "--classes", "--task detect")
+    auto = cli("data", "check", tiny_det, "--classes", "pits")  # recognised as VOC without --task: --classes applies
+    assert auto.code == 1 and "task detect (recognised): layout voc" in auto.out
+    assert "not one of the classes" in auto.out
 
 
 def test_train_run_folder(trained, tiny_det):

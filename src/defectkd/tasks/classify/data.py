@@ -91,6 +91,38 @@ def looks_like_classify(path: str | Path) -> bool:
     return not list_images(root) and any(list_images(d) for d in root.iterdir() if d.is_dir())
 
 
+def _pair_folders(classes: list[str]) -> bool:
+    from defectkd.data.layouts import DIR_SUFFIX_PAIRS, IMAGE_DIRS, MASK_DIRS
+
+    names = set(classes)
+    if names & set(IMAGE_DIRS) and names & set(MASK_DIRS):
+        return True
+    return any(c.endswith(i) and c[: -len(i)] + m in names for c in names for i, m in DIR_SUFFIX_PAIRS)
+
+
+def classify_reading(path: str | Path):
+    """The classification reading of a folder (tasks/recognise.py): a CSV (strength 3), or at least two classes of
+    images as class folders or images/<class>_<n> stems (strength 2: class folders also hold other tasks' data)."""
+    from defectkd.tasks.base import Reading
+
+    try:
+        source = discover_classify(path)
+    except DataError:
+        return None
+    if _pair_folders(source.classes):
+        return None  # "images" and "masks" (or x_images and x_masks) are a segmentation set's halves, not classes
+    images = sum(len(v) for v in source.splits.values())
+    counts = Counter(s.label for v in source.splits.values() for s in v)
+    if images == 0 or len([c for c in counts.values() if c]) < 2:
+        return None
+    names = ", ".join(source.classes[:6]) + (", ..." if len(source.classes) > 6 else "")
+    splits = f" in {', '.join(source.splits)}" if set(source.splits) != {"all"} else ""
+    where = {"csv": f"rows of {Path(source.root).name}", "stem-prefix": "images/<class>_<n> file names"}.get(
+        source.layout, "class folders")
+    return Reading("classify", source.layout, f"{images} images in {len(source.classes)} classes ({names}) from "
+                   f"{where}{splits}", 3 if source.layout == "csv" else 2)
+
+
 def _ordered(names: set[str]) -> list[str]:
     return sorted(names)
 

@@ -45,10 +45,10 @@ class ClassifyTask(Task):
         classes = sorted(d.name for d in path.iterdir() if d.is_dir())
         return f"wrote {n} images of {size}x{size} in {len(classes)} classes ({', '.join(classes)}) to {path}/<class>/"
 
-    def claims(self, path) -> bool:
-        from defectkd.tasks.classify.data import looks_like_classify
+    def recognise(self, path):
+        from defectkd.tasks.classify.data import classify_reading
 
-        return looks_like_classify(path)
+        return classify_reading(path)
 
     def check(self, path, progress=None, classes=None) -> dict:
         from defectkd.tasks.classify.data import check_classify

@@ -252,6 +252,40 @@ def looks_like_detect(path: str | Path) -> bool:
     return bool((xml_dir and any(xml_dir.glob("*.xml"))) or _coco_files(root) or _yolo_dirs(root))
 
 
+def detect_reading(path: str | Path):
+    """The detection reading of a folder (tasks/recognise.py), from file counts only: VOC XML beside images, a COCO
+    JSON, or YOLO images/ + labels/ of .txt files; each is strength 3 (only detection reads them)."""
+    from defectkd.tasks.base import Reading
+
+    root = Path(path)
+    if not root.exists():
+        return None
+    if root.is_dir():
+        xml_dir, image_dir = _find(root, _XML_DIRS), _find(root, _IMAGE_DIRS)
+        xml = len(list(xml_dir.glob("*.xml"))) if xml_dir is not None else 0
+        if xml and image_dir is not None:
+            return Reading("detect", "voc", f"{len(list_images(image_dir))} images in {image_dir.name}/, {xml} XML "
+                           f"files in {xml_dir.name}/", 3)
+    coco = _coco_files(root)
+    if coco and all(_is_coco(f) for f in coco):
+        return Reading("detect", "coco", f"COCO JSON {', '.join(f.name for f in coco)}", 3)
+    yolo = _yolo_dirs(root) if root.is_dir() else {}
+    txt = sum(len(list(labels.glob("*.txt"))) for _, labels in yolo.values() if labels.is_dir())
+    if txt:
+        images = sum(len(list_images(img)) for img, _ in yolo.values() if img.is_dir())
+        return Reading("detect", "yolo", f"{images} images, {txt} YOLO .txt label files", 3)
+    return None
+
+
+def _is_coco(file: Path) -> bool:
+    """A JSON file with "images" and "annotations" keys (read only up to its first 1 MB for the check)."""
+    try:
+        head = file.read_bytes()[:1_000_000]
+    except OSError:
+        return False
+    return b'"images"' in head and b'"annotations"' in head
+
+
 def discover_detect(path: str | Path, class_names: list[str] | None = None) -> DetectSource:
     """Detect the layout under `path`; classes (given, or from the annotations), samples per split, problems."""
     if not str(path).strip():

@@ -42,6 +42,11 @@ class DetectTask(Task):
         return (f"wrote {n} images of {size}x{size} with boxes of {len(DETECT_CLASSES)} classes "
                 f"({', '.join(DETECT_CLASSES)}) to {path}/images + annotations/ (VOC) + splits/")
 
+    def recognise(self, path):
+        from defectkd.tasks.detect.data import detect_reading
+
+        return detect_reading(path)
+
     def check(self, path, progress=None, classes=None) -> dict:
         from defectkd.tasks.detect.data import check_detect
 

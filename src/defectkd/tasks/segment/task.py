@@ -65,6 +65,18 @@ class SegmentTask(Task):
     def synth_message(self, path: Path, n: int, size: int) -> str:
         return f"wrote {n} image/mask pairs of {size}x{size} to {path}"
 
+    def recognise(self, path):
+        from defectkd.core.errors import DataError
+        from defectkd.data.layouts import describe, discover
+        from defectkd.tasks.base import Reading
+
+        try:
+            source = discover(path)
+        except DataError:
+            return None
+        labelled = any(s.mask is not None for split in source.splits.values() for s in split)
+        return Reading("segment", source.layout, describe(source), 3 if labelled else 1)
+
     def check(self, path, progress=None, classes=None) -> dict:
         from defectkd.tasks.segment.check import check_dataset
 

@@ -7,16 +7,17 @@ from pathlib import Path
 
 from defectkd.core.errors import DataError
 from defectkd.core.runs import new_run_dir
-from defectkd.data.layouts import discover
+from defectkd.data.layouts import discover, no_masks_message
 from defectkd.tasks.segment.dataset import eval_samples
 from defectkd.tasks.segment.evaluate import evaluate_model
 
 
 def val_segment(model, hp: dict, weights, data, split: str = "test", threshold: float | None = None,
                 save_dir=None, project="runs", progress=None, tolerant: bool = True) -> dict:
-    samples = eval_samples(discover(data), split)
+    source = discover(data)
+    samples = eval_samples(source, split)
     if not samples:
-        raise DataError(f"{data}: split {split!r} has no labelled pairs")
+        raise DataError(no_masks_message(source, split))
     thr = threshold if threshold is not None else hp.get("config", {}).get("threshold", 0.5)
     out = Path(save_dir) if save_dir else new_run_dir(project, "segment", "val")
     metrics = evaluate_model(model, samples, threshold=thr, tolerant=tolerant, overlays=out / "overlays",

@@ -89,3 +89,26 @@ def test_config_needs_a_teacher_or_soft_labels():
         build_config(DistillSegmentConfig, None, {"data": "x"})
     with pytest.raises(ConfigError, match="'alpha'"):
         build_config(DistillSegmentConfig, None, {"data": "x", "teacher": "t"}, ["alpha=1.5"])
+
+
+def test_pseudo_labels_score_unlabelled_images_against_the_teachers_mask():
+    """Offline, unlabelled: with pseudo_labels the task loss of an unlabelled image is the task loss against the
+    teacher's crack probability (at T=1) > 0.5; without, unlabelled images carry no task loss."""
+    torch.manual_seed(0)
+    T = 4.0
+    cfg = DistillSegmentConfig(data="x", soft_labels="c", method="kd", T=T, unlabelled=True, pseudo_labels=True,
+                               channels_last=False).model_dump()
+    module = DistillModule("mcff-edge-n", {"classes": 2}, cfg)
+    heads = {"out": torch.randn(2, 2, 16, 16)}
+    y = torch.zeros(2, 16, 16)
+    y[0, 4:6] = 1  # image 0 labelled, image 1 not
+    z = torch.randn(2, 2, 16, 16) * 3  # teacher logits; the cache holds softmax(z / T)
+    soft = {"out": torch.softmax(z / T, dim=1)}
+    labelled = torch.tensor([True, False])
+    teacher_mask = (z[:, 1] > z[:, 0]).float()  # p_crack(T=1) > 0.5 <=> z1 > z0
+    expected = module.criterion(heads["out"], torch.stack([y[0], teacher_mask[1]]))
+    got = module._hard_loss(heads, y, {"out": 1.0}, labelled, soft)
+    assert torch.allclose(got, expected, atol=1e-6)
+    module.pseudo_labels = False
+    only_labelled = module.criterion(heads["out"][:1], y[:1])
+    assert torch.allclose(module._hard_loss(heads, y, {"out": 1.0}, labelled, soft), only_labelled, atol=1e-6)

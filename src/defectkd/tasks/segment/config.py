@@ -72,6 +72,8 @@ class DistillSegmentConfig(DistillFields, SegmentTrainConfig):
         "auto", description="by-name: each student head from the teacher head of that name; main: all from "
         "the teacher's main head; auto: by-name when the teacher has every student head")
     unlabelled: bool = Field(False, description="offline: also train on cached unlabelled images (KD term only)")
+    pseudo_labels: bool = Field(False, description="offline, unlabelled: the task loss also scores those images "
+                                "against the teacher's mask (crack probability at T=1 > 0.5)")
 
     @model_validator(mode="after")
     def _resolve_recipe(self) -> DistillSegmentConfig:

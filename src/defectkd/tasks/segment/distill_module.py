@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from defectkd.distill import build_loss, kd_from_probabilities, match_channels, match_size
+from defectkd.distill.kd import crack_probability_at_t1
 from defectkd.distill.terms import DistillTerms, default_feature_pair, try_loss
 from defectkd.tasks.segment.module import SegmentModule
 
@@ -56,6 +57,7 @@ class DistillModule(DistillTerms, SegmentModule):
         self.setup_terms(config, teacher)
         self.T = float(config["T"])
         self.kd_pos_weight = float(config.get("kd_pos_weight", 1.0))
+        self.pseudo_labels = bool(config.get("pseudo_labels", False))
         student_heads, s_feats, t_feats = self._probe()
         t_heads = teacher_heads or [getattr(teacher, "main_head", "out")]
         self.head_map = head_map(student_heads, t_heads, teacher_main or t_heads[0], config["kd_heads"])
@@ -105,12 +107,26 @@ class DistillModule(DistillTerms, SegmentModule):
             feats = dict(self.teacher_taps.features) if self.teacher_taps else {}
         return heads, feats
 
-    def _hard_loss(self, heads: dict, y: torch.Tensor, weights: dict, labelled) -> torch.Tensor:
-        """Hard-label loss on labelled samples (offline unlabelled ones only carry a KD term)."""
+    def _hard_loss(self, heads: dict, y: torch.Tensor, weights: dict, labelled, soft: dict | None = None
+                   ) -> torch.Tensor:
+        """Hard-label loss on labelled samples. Offline unlabelled samples carry only the KD term, or, with
+        `pseudo_labels`, also the task loss against the teacher's mask (its crack probability at T = 1 > 0.5), so
+        they get the task loss's answers to class imbalance (crack weight, Dice) that plain KD lacks."""
+        if labelled is not None and not labelled.all() and self.pseudo_labels and soft is not None:
+            y = self._with_teacher_masks(y, labelled, soft)
+            labelled = None
         if labelled is not None and not labelled.any():
             return y.new_zeros((), dtype=torch.float32)
         keep = slice(None) if labelled is None or labelled.all() else labelled
         return sum(w * self.criterion(heads[h][keep].float(), y[keep]) for h, w in weights.items() if w > 0)
+
+    def _with_teacher_masks(self, y: torch.Tensor, labelled: torch.Tensor, soft: dict) -> torch.Tensor:
+        main = self.head_map[self.model.main_head]
+        q = soft[main].float()
+        q = torch.nn.functional.interpolate(q, size=y.shape[-2:], mode="bilinear", align_corners=False) \
+            if q.shape[-2:] != y.shape[-2:] else q
+        teacher_mask = (crack_probability_at_t1(q, self.T) > 0.5).to(y.dtype)
+        return torch.where(labelled.view(-1, *([1] * (y.dim() - 1))), y, teacher_mask)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch[0], batch[1]
@@ -120,7 +136,7 @@ class DistillModule(DistillTerms, SegmentModule):
         s_feats = dict(self.student_taps.features) if self.student_taps else {}
         main = self.model.main_head
         weights = {h: 1.0 if h == main else self.cfg["aux_weight"] for h in heads}
-        hard = self._hard_loss(heads, y, weights, extras.get("labelled"))
+        hard = self._hard_loss(heads, y, weights, extras.get("labelled"), extras.get("soft"))
         if "soft" in extras:  # offline: cached probabilities at T, kd terms only (checked at setup)
             t_heads, t_feats = None, {}
         else:

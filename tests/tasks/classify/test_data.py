@@ -9,9 +9,9 @@ import pytest
 from defectkd.core.errors import DataError
 from defectkd.tasks.classify.data import (
     check_classify,
+    classify_reading,
     discover_classify,
     eval_split,
-    looks_like_classify,
     split_train_val_classify,
 )
 from defectkd.tasks.classify.synthetic import SYNTH_CLASSES, synth_defect_sample, write_synthetic_classify
@@ -42,7 +42,7 @@ def test_imagefolder_flat_with_stratified_validation(tmp_path):
     for cls, n in (("b_scratch", 6), ("a_spot", 4)):
         for i in range(n):
             _img(tmp_path / cls / f"{i}.png", 20 * i)
-    assert looks_like_classify(tmp_path)
+    assert classify_reading(tmp_path).layout == "imagefolder"
     source = discover_classify(tmp_path)
     assert source.layout == "imagefolder" and source.classes == ["a_spot", "b_scratch"]  # sorted: stable indices
     assert source.counts("all") == {"a_spot": 4, "b_scratch": 6}
@@ -97,7 +97,7 @@ def test_neu_style_stems_with_split_files(tmp_path):
     (root / "splits").mkdir()
     (root / "splits" / "train.txt").write_text("\n".join(f"{c}_{i}" for c in classes for i in (1, 2, 3)) + "\n")
     (root / "splits" / "test.txt").write_text("\n".join(f"{c}_4" for c in classes) + "\ncrazing_99\n")
-    assert not looks_like_classify(root)  # images/ folders are segmentation sets unless the task is named
+    assert classify_reading(root).strength == 2  # class-prefixed stems: a reading, weaker than annotation files
     source = discover_classify(root)
     assert source.layout == "stem-prefix" and source.classes == sorted(classes)
     assert source.counts("train") == dict.fromkeys(sorted(classes), 3)

@@ -76,21 +76,6 @@ def _find(root: Path, names: tuple[str, ...]) -> Path | None:
     return next((root / n for n in names if (root / n).is_dir()), None)
 
 
-def looks_like_classify(path: str | Path) -> bool:
-    """True for layouts only classification reads: a CSV, class folders (with or without split folders).
-    Folders with images/ are segmentation sets unless the task is named (`--task classify`)."""
-    root = Path(path)
-    if _csv_file(root) is not None:
-        return True
-    if not root.is_dir() or _find(root, _IMAGE_DIRS) is not None:
-        return False
-    splits = [root / s for s in SPLIT_NAMES if (root / s).is_dir()]
-    if splits:
-        return all(_find(s, _IMAGE_DIRS) is None for s in splits) and any(
-            any(d.is_dir() for d in s.iterdir()) for s in splits)
-    return not list_images(root) and any(list_images(d) for d in root.iterdir() if d.is_dir())
-
-
 def _pair_folders(classes: list[str]) -> bool:
     from defectkd.data.layouts import DIR_SUFFIX_PAIRS, IMAGE_DIRS, MASK_DIRS
 

@@ -243,15 +243,6 @@ def _yolo(dirs: dict[str, tuple[Path, Path]]) -> tuple[dict[str, list[_Raw]], li
     return by_split, problems
 
 
-def looks_like_detect(path: str | Path) -> bool:
-    """A folder with VOC XML files, a COCO JSON, or YOLO images/ + labels/ (used by `data check --task detect`)."""
-    root = Path(path)
-    if root.is_file():
-        return root.suffix.lower() == ".json"
-    xml_dir = _find(root, _XML_DIRS) if root.is_dir() else None
-    return bool((xml_dir and any(xml_dir.glob("*.xml"))) or _coco_files(root) or _yolo_dirs(root))
-
-
 def detect_reading(path: str | Path):
     """The detection reading of a folder (tasks/recognise.py), from file counts only: VOC XML beside images, a COCO
     JSON, or YOLO images/ + labels/ of .txt files; each is strength 3 (only detection reads them)."""

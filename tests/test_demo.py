@@ -25,10 +25,10 @@ def test_demo_pipeline_small(tmp_path):
         assert (root / "segment" / run / "weights" / "deploy.pt").is_file()
     assert sorted(p.name for p in (root / "segment" / "teacher" / "weights").iterdir()) == ["deploy.pt"]
     manifest = json.loads((root / "soft_labels" / "manifest.json").read_text())
-    assert manifest["T"] == 1.0 and manifest["teacher_model"] == "unet-r50"
+    assert manifest["T"] == 1.0 and manifest["teacher_model"] == "mcff-edge-m"
     assert len(manifest["images"]) == 16 + 4  # train and val
     kd_config = (root / "segment" / "mcff-edge-n-distilled" / "config.yaml").read_text()
-    assert "unlabelled: true" in kd_config and "balance: loss" in kd_config and "kd_pos_weight: 10.0" in kd_config
+    assert "unlabelled: true" in kd_config and "balance: loss" in kd_config and "pseudo_labels: true" in kd_config
     alone_config = (root / "segment" / "mcff-edge-n-alone" / "config.yaml").read_text()
     assert "epochs: 4" in alone_config  # 1 epoch over 16 images = 4 epochs over the 4 labelled ones
     for name in ("teacher", "alone", "distilled"):
@@ -39,9 +39,9 @@ def test_demo_pipeline_small(tmp_path):
     lines = (root / "predict" / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == 4 and len(list((root / "predict" / "masks").iterdir())) == 4
     rows, gain = result["rows"], result["gain"]
-    assert rows[0]["parameters"] > 10 * rows[1]["parameters"] and rows[1]["parameters"] == rows[2]["parameters"]
+    assert rows[0]["parameters"] > 5 * rows[1]["parameters"] and rows[1]["parameters"] == rows[2]["parameters"]
     assert all(0 <= r["f1"] <= 1 and r["onnx_fps"] > 0 for r in rows)
-    assert result["speedup"] > 3  # unet-r50 against a 0.35 M student
+    assert result["speedup"] > 1.5  # mcff-edge-m against a 0.35 M student, at 64 px (6x at the demo's 128)
     assert gain["distilled"] == pytest.approx(rows[2]["f1"]) and gain["alone"] == pytest.approx(rows[1]["f1"])
     assert gain["low"] <= gain["gain"] <= gain["high"] and gain["sentence"].startswith("F1 ")
     again = demo(project=tmp_path, n_train=8, n_test=2, size=32, epochs=1, teacher_epochs=1)

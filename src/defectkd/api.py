@@ -407,8 +407,8 @@ def methods() -> list[dict]:
              "description": r.description} for name, r in RECIPES.items()]
 
 
-def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 48, size: int = 128, epochs: int = 12,
-         teacher: str = "unet-r50", teacher_epochs: int = 12, student: str = "mcff-edge-n", labelled: float = 0.25,
+def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 48, size: int = 128, epochs: int = 36,
+         teacher: str = "mcff-edge-m", teacher_epochs: int = 36, student: str = "mcff-edge-n", labelled: float = 0.25,
          T: float = 1.0, seed: int = 0, say: Callable[[str], None] | None = None) -> dict:
     """The quick-start job on built-in synthetic cracks: a teacher on fully labelled images labels the images of an
     edge student that has masks for `labelled` of them; the student distilled and the student alone (same masks,

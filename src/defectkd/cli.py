@@ -531,9 +531,9 @@ def info_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    epochs: Annotated[int, typer.Option("--epochs", help="Epochs of the distilled student.")] = 12,
-    teacher_epochs: Annotated[int, typer.Option("--teacher-epochs")] = 12,
-    teacher: Annotated[str, typer.Option("--teacher", help="Teacher model.")] = "unet-r50",
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs of the distilled student.")] = 36,
+    teacher_epochs: Annotated[int, typer.Option("--teacher-epochs")] = 36,
+    teacher: Annotated[str, typer.Option("--teacher", help="Teacher model.")] = "mcff-edge-m",
     student: Annotated[str, typer.Option("--student", help="Student model.")] = "mcff-edge-n",
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:

@@ -59,6 +59,22 @@ def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
     return Path(out)
 
 
+def store_config_values(files: list[str | Path], values: dict) -> None:
+    """Write `values` into the config of training checkpoints and deploy files (e.g. a calibrated threshold), each
+    replaced through a temporary file so an interruption leaves the old file whole."""
+    import os
+
+    for file in files:
+        ckpt = safe_load(file)
+        if ckpt.get("format") == DEPLOY_FORMAT:
+            ckpt.update({k: v for k, v in values.items() if k == "threshold" or k in ckpt})
+        else:
+            ckpt["hyper_parameters"].setdefault("config", {}).update(values)
+        tmp = Path(f"{file}.tmp")
+        torch.save(ckpt, tmp)
+        os.replace(tmp, file)
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """A defectkd checkpoint or deploy file as {"state_dict": model tensors under "model.", "hyper_parameters":
     model_name, model_kwargs, config}: the one shape every loader rebuilds from. A run folder means its best.pt."""

@@ -7,6 +7,7 @@ starts a fresh epoch. Returns the checkpoint to evaluate (best.pt, or last.pt if
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -21,6 +22,8 @@ from defectkd.engine.callbacks import StepProgress
 from defectkd.engine.ddp import ShardRecord
 from defectkd.engine.epoch_seed import EpochSeed, epoch_seeded_loader
 from defectkd.engine.guards import CollapseGuard, check_teacher
+
+log = logging.getLogger("defectkd")
 
 
 def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Path, summary: L.Callback,
@@ -121,7 +124,7 @@ def run(task, cfg, resume: Path | None = None, run_dir: Path | None = None) -> d
     Returns the summary also written to results.json. `task` is a `defectkd.tasks.base.Task`."""
     import json
 
-    from defectkd.core.checkpoint import save_deploy_file
+    from defectkd.core.checkpoint import save_deploy_file, store_config_values
     from defectkd.core.errors import ConfigError
     from defectkd.engine.ddp import open_run_dir, secondary_summary
     from defectkd.models.info import count_parameters
@@ -156,6 +159,11 @@ def run(task, cfg, resume: Path | None = None, run_dir: Path | None = None) -> d
     summary = {"run": str(run_dir), "task": task.name, "model": cfg.model, "epochs_run": trainer.current_epoch,
                "best": str(best_file), "deploy": str(deploy), "parameters": count_parameters(module.model),
                **data.summary, "val": task.final_eval(best_file, cfg, data, run_dir, val_dl)}
+    point = task.operating_point(summary["val"], cfg)
+    if point:  # chosen on the validation split, stored where val, predict and export read it
+        store_config_values([best_file, deploy], point)
+        summary["operating_point"] = {**point, "chosen_on": "validation split (best F1)"}
+        log.info("stored %s in the weights: best F1 on the validation split", point)
     if distilling:  # the weights the loss used (measured, with balance=loss)
         summary["term_weights"] = {f"{i}_{t['method']}": w for i, (t, w) in
                                    enumerate(zip(module.terms, module.term_weights(), strict=True))}

@@ -148,6 +148,11 @@ class Task:
     def final_eval(self, best: Path, cfg, data: TrainData, run_dir: Path, val_dl) -> dict:
         raise NotImplementedError
 
+    def operating_point(self, val: dict, cfg) -> dict | None:
+        """Config values to store in the finished run's weights, chosen on its validation split (segmentation: the
+        F1-optimal threshold); None keeps the config's."""
+        return None
+
     def teacher_eval(self, setup: TrainSetup, cfg, data: TrainData) -> dict | None:
         raise NotImplementedError
 

@@ -92,3 +92,33 @@ def test_same_name_gets_new_folder(cli, trained, tiny_seg):
     assert r.code == 0, r.err
     assert (project / "segment" / "tiny2" / "weights" / "best.pt").is_file()
     assert yaml.safe_load((trained / "config.yaml").read_text())["val_fraction"] == 0.1  # first run untouched
+
+
+def test_threshold_is_calibrated_on_validation_and_stored_everywhere(cli, tiny_seg, tmp_path, monkeypatch):
+    """The run stores its validation split's F1-optimal threshold (ODS) in best.pt and deploy.pt; val, predict and
+    export use it; a threshold the user set is kept."""
+    project = tmp_path / "p"
+    assert cli("train", "segment", "--data", tiny_seg, "--model", "mcff-edge-n", "--epochs", "2", "--name", "auto",
+               *FAST, f"project={project}").code == 0
+    trained = project / "segment" / "auto"
+    results = json.loads((trained / "results.json").read_text())
+    chosen = round(results["val"]["ods_threshold"], 4)
+    assert results["operating_point"] == {"threshold": chosen, "chosen_on": "validation split (best F1)"}
+    best = torch.load(trained / "weights" / "best.pt", map_location="cpu", weights_only=True)
+    deploy = torch.load(trained / "weights" / "deploy.pt", map_location="cpu", weights_only=True)
+    assert best["hyper_parameters"]["config"]["threshold"] == deploy["threshold"] == chosen
+    monkeypatch.chdir(tmp_path)
+    r = cli("val", "--weights", trained / "weights" / "deploy.pt", "--data", tiny_seg, "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["threshold"] == chosen, r.out[:300]
+    onnx = cli("export", "--weights", trained / "weights" / "deploy.pt", "--out", tmp_path / "m.onnx")
+    assert onnx.code == 0, onnx.err
+    import onnx as onnx_lib
+
+    meta = {p.key: p.value for p in onnx_lib.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert float(meta["threshold"]) == pytest.approx(chosen)
+    assert cli("train", "segment", "--data", tiny_seg, "--model", "mcff-edge-n", "--epochs", "1", "--name", "fixed",
+               *FAST, "threshold=0.3", f"project={project}").code == 0
+    fixed = project / "segment" / "fixed"
+    assert "operating_point" not in json.loads((fixed / "results.json").read_text())
+    assert torch.load(fixed / "weights" / "deploy.pt", weights_only=True)["threshold"] == 0.3

@@ -28,6 +28,8 @@ class SegmentTrainConfig(RunConfig):
     aux_weight: float = Field(0.4, ge=0, description="weight of non-main heads (MCFF's path heads)")
     mask_dilate: int = Field(0, ge=0, description="dilate masks on load, 3x3 iterations (MCFF paper: 3)")
     threshold: float = Field(0.5, gt=0, lt=1, description="crack-probability threshold for P/R/F1/IoU")
+    calibrate: bool = Field(True, description="after training, store the F1-optimal threshold on the validation split "
+                            "in the weights (used by val, predict, export) unless threshold is set to another value")
     folds: int | None = Field(None, ge=2, description="k-fold cross-validation: number of folds (set by kfold)")
     fold: int | None = Field(None, ge=0, description="k-fold: which fold validates, 0-based")
     channels_last: bool = Field(True, description="NHWC memory format (faster on CPU)")

@@ -143,6 +143,16 @@ class SegmentTask(Task):
 
         return evaluate_weights(best, val_dl.dataset.samples, threshold=cfg.threshold, tolerant=True)
 
+    def operating_point(self, val: dict, cfg) -> dict | None:
+        """The threshold with the best pooled F1 on the validation split (ODS), kept within [0.01, 0.99], unless
+        `calibrate` is off or `threshold` is set to another value than the default 0.5 (a resumed run's saved config
+        names every field, so being named cannot tell): thin cracks often get probabilities far below 0.5, and the
+        test split never decides."""
+        default = type(cfg).model_fields["threshold"].default
+        if not getattr(cfg, "calibrate", False) or cfg.threshold != default or "ods_threshold" not in val:
+            return None
+        return {"threshold": round(min(0.99, max(0.01, float(val["ods_threshold"]))), 4)}
+
     def teacher_eval(self, setup: TrainSetup, cfg, data: TrainData) -> dict:
         from defectkd.distill.teacher import load_teacher
         from defectkd.models.info import count_parameters

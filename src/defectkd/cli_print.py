@@ -73,6 +73,11 @@ def print_segment_val(result: dict, data, split: str) -> None:
     out.print(table(f"{result['model']} on {data}, split {split}, threshold {result['threshold']}", [m],
                      ["images", "precision", "recall", "f1", "iou", "f1_mean_img", "miou_2class", "ods_f1",
                       "ois_f1", "ods_f1_tol", "ois_f1_tol"]))
+    by_width = m.get("recall_by_width")
+    if by_width:
+        pixels = m.get("pixels_by_width", {})
+        cells = [f"{k} {'-' if v is None else f'{v:.3f}'} ({pixels.get(k, 0)} px)" for k, v in by_width.items()]
+        out.print(f"recall by crack width at threshold {result['threshold']}: " + ", ".join(cells), highlight=False)
     out.print(f"metrics and overlays saved to {result['save_dir']}", highlight=False)
 
 

@@ -111,3 +111,26 @@ def test_pr_curve_points_match_thresholded_metrics():
     assert thresholds[k] == pytest.approx(0.5)
     assert precision[k] == pytest.approx(2 / 3) and recall[k] == pytest.approx(2 / 3)
     assert recall[0] == pytest.approx(1.0) and precision[0] == pytest.approx(3 / 16)  # t=0: all pixels crack
+
+
+def test_crack_width_and_recall_by_width():
+    """A 1-px line and a 7-px band: widths 1 and 7 along them; finding only the band gives recall 0 on the thinnest
+    bin and 1 on the 5-8 px bin (pixels counted by hand)."""
+    import numpy as np
+    import torch
+
+    from defectkd.tasks.segment.metrics import SegmentationMetrics, crack_widths
+
+    m = np.zeros((40, 60), np.uint8)
+    m[10, 5:55] = 1  # 50 pixels, 1 wide
+    m[20:27, 5:55] = 1  # 350 pixels, 7 wide
+    w = crack_widths(m)
+    assert set(np.unique(w[10, 5:55])) == {1.0} and np.median(w[20:27, 5:55]) == 7.0 and (w[m == 0] == 0).all()
+    prob = np.zeros_like(m, np.float32)
+    prob[20:27, 5:55] = 0.9
+    metrics = SegmentationMetrics(threshold=0.5, tolerant=True)
+    metrics.update(torch.from_numpy(prob), torch.from_numpy(m))
+    out = metrics.compute()
+    assert out["pixels_by_width"]["1-2px"] == 50 and out["recall_by_width"]["1-2px"] == 0.0
+    assert out["recall_by_width"]["5-8px"] == 1.0 and out["recall_by_width"][">8px"] is None
+    assert sum(out["pixels_by_width"].values()) == 400

@@ -11,6 +11,8 @@ Tolerant metrics (`*_tol`) follow the edge-detection protocol: prediction and tr
 one-pixel skeletons and a pixel counts as matched when the other skeleton lies within
 maxDist = 0.0075 x image diagonal. Matching is by distance (not one-to-one bipartite assignment),
 the usual fast approximation of the BSDS correspondPixels routine.
+`recall_by_width` (with the tolerant metrics): the recall of ground-truth crack pixels at `threshold`, by the local
+crack width (`crack_widths`): does the model find the thin cracks, or only the wide ones?
 """
 
 from __future__ import annotations
@@ -22,6 +24,40 @@ import torch
 BINS = 100
 TOL_THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))
 MAX_DIST_FRACTION = 0.0075
+WIDTH_BINS = ((0, 2, "1-2px"), (2, 4, "3-4px"), (4, 8, "5-8px"), (8, 1e9, ">8px"))  # (low, high], pixels
+
+
+def crack_widths(truth: np.ndarray) -> np.ndarray:
+    """Local width (pixels) at every crack pixel of a {0,1} mask, 0 elsewhere: the distance transform on the mask's
+    skeleton gives the half-width there (width = 2 d - 1: a 1-px line has d = 1), and every crack pixel takes the
+    width of its nearest skeleton pixel."""
+    from skimage.morphology import skeletonize
+
+    mask = truth > 0
+    out = np.zeros(mask.shape, np.float32)
+    if not mask.any():
+        return out
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    skel = skeletonize(mask)
+    if not skel.any():
+        skel = dist >= dist.max()
+    _, labels = cv2.distanceTransformWithLabels((~skel).astype(np.uint8), cv2.DIST_L2, 5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(skel)
+    width_of_label = np.zeros(labels.max() + 1, np.float32)
+    width_of_label[labels[ys, xs]] = np.maximum(1.0, 2 * dist[ys, xs] - 1)
+    out[mask] = width_of_label[labels[mask]]
+    return out
+
+
+def width_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(len(WIDTH_BINS), 2): [crack pixels found, crack pixels] per width bin."""
+    widths = crack_widths(truth)
+    out = np.zeros((len(WIDTH_BINS), 2), np.int64)
+    for i, (low, high, _) in enumerate(WIDTH_BINS):
+        in_bin = (widths > low) & (widths <= high)
+        out[i] = int((pred & in_bin).sum()), int(in_bin.sum())
+    return out
 
 
 def _f1(tp, fp, fn):
@@ -77,6 +113,7 @@ class SegmentationMetrics:
         self.pos_hist: list[np.ndarray] = []  # per image: crack pixels per probability bin
         self.neg_hist: list[np.ndarray] = []
         self.tol: list[np.ndarray] = []
+        self.widths: list[np.ndarray] = []
 
     @torch.no_grad()
     def update(self, prob: torch.Tensor, truth: torch.Tensor) -> None:
@@ -88,7 +125,9 @@ class SegmentationMetrics:
             self.pos_hist.append(torch.bincount(b[t], minlength=BINS).cpu().numpy())
             self.neg_hist.append(torch.bincount(b[~t], minlength=BINS).cpu().numpy())
             if self.tolerant:
-                self.tol.append(tolerant_counts(p.float().cpu().numpy(), t.cpu().numpy()))
+                prob_np, truth_np = p.float().cpu().numpy(), t.cpu().numpy()
+                self.tol.append(tolerant_counts(prob_np, truth_np))
+                self.widths.append(width_counts(prob_np >= self.threshold, truth_np))
 
     def _counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """TP, FP, FN, TN per image and threshold index: arrays (images, BINS)."""
@@ -138,6 +177,11 @@ class SegmentationMetrics:
         }
         if self.tolerant and self.tol:
             out.update(self._tolerant())
+        if self.widths:
+            found, total = np.stack(self.widths).sum(0).T
+            out["recall_by_width"] = {name: (round(float(f / n), 4) if n else None)
+                                      for (_, _, name), f, n in zip(WIDTH_BINS, found, total, strict=True)}
+            out["pixels_by_width"] = {name: int(n) for (_, _, name), n in zip(WIDTH_BINS, total, strict=True)}
         return out
 
     def _tolerant(self) -> dict[str, float]:

@@ -354,6 +354,14 @@ def info(model: str, imgsz: int = 448, repeats: int = 10, threads: int | None = 
     return model_info(model, imgsz, repeats=repeats, threads=threads)
 
 
+def zoo() -> list[dict]:
+    """The trained weights shipped with the package (core/zoo): name, task, model, and the model card's fields;
+    each name works wherever a weights path does (predict, val, export, --pretrained)."""
+    from defectkd.core.zoo import entries
+
+    return [{"name": name, **{k: v for k, v in card.items() if k != "file"}} for name, card in entries().items()]
+
+
 def models() -> list[dict]:
     """One row per registered model: name, task, role, parameters, GMACs at 448x448 (batch 1), output form.
 

@@ -48,8 +48,9 @@ def _progress(total: int | None, what: str):
 
 @app.command("models")
 def models_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List registered models: name, task, role, parameters, GMACs at 448x448, output form."""
-    from defectkd.api import models
+    """List registered models (name, task, role, parameters, GMACs at 448x448, output form) and the trained weights
+    that ship with defectkd (usable as --weights NAME)."""
+    from defectkd.api import models, zoo
 
     rows = models()
     if as_json:
@@ -57,6 +58,10 @@ def models_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
         return
     shown = [{**r, "GMACs@448": f"{r['gmacs_448']:.2f}"} for r in rows]
     out.print(table("defectkd models", shown, ["name", "task", "role", "parameters", "GMACs@448", "output"]))
+    trained = [{**z, "test": ", ".join(f"{k} {v:.4f}" for k, v in z["metrics"].items() if isinstance(v, float))}
+               for z in zoo()]
+    out.print(table("trained weights shipped with defectkd (--weights NAME; cards: docs/zoo.md)", trained,
+                    ["name", "task", "model", "summary", "test"]))
 
 
 @data_app.command("synth")
@@ -107,7 +112,8 @@ def train_cmd(
     overrides: OVERRIDES = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name (see `defectkd models`).")] = None,
     config: CONFIG = None,
-    pretrained: Annotated[str | None, typer.Option("--pretrained", help="Local weights to start from.")] = None,
+    pretrained: Annotated[str | None, typer.Option("--pretrained", help="Local weights (or a zoo name) to start "
+                                                   "from.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Drop bad pairs instead of refusing.")] = False,
     resume: RESUME = None,
     options: dict | None = None,

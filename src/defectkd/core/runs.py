@@ -37,17 +37,18 @@ def resolve_run(path: str | Path) -> tuple[Path, Path]:
 
 
 def resolve_weights(path: str | Path) -> Path:
-    """A weights file from a run folder (weights/best.pt, else last.pt) or a file path."""
+    """A weights file from a run folder (weights/best.pt, else last.pt), a file path or a zoo name (core/zoo)."""
     from defectkd.core.errors import WeightsError
+    from defectkd.core.zoo import zoo_file
 
-    path = Path(path)
+    path = zoo_file(path) or Path(path)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
             if (path / "weights" / name).is_file():
                 return path / "weights" / name
         raise WeightsError(f"{path}: run folder has no weights/best.pt or weights/last.pt")
     if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
+        raise WeightsError(f"{path}: weights file not found (nor a zoo name: `defectkd models` lists them)")
     return path
 
 

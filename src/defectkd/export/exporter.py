@@ -63,7 +63,10 @@ def export_model(weights: Path, format: str = "onnx", imgsz: int | None = None, 
     reason = fmt.missing()
     if reason:
         raise ConfigError(f"--format {fmt.name} is unavailable on this machine: {reason}")
-    out = Path(out) if out else fmt.output_for(weights)
+    from defectkd.core.zoo import is_zoo_file
+
+    # a zoo file's export goes to the current folder, never into the installed package
+    out = Path(out) if out else fmt.output_for(Path.cwd() / weights.name if is_zoo_file(weights) else weights)
     if out.exists() and not overwrite:
         raise ExportError(f"{out}: already exists; pass --out elsewhere or --overwrite (nothing was overwritten)")
     if fmt.name == "onnx":

@@ -97,6 +97,7 @@ def test_same_name_gets_new_folder(cli, trained, tiny_seg):
 def test_threshold_is_calibrated_on_validation_and_stored_everywhere(cli, tiny_seg, tmp_path, monkeypatch):
     """The run stores its validation split's F1-optimal threshold (ODS) in best.pt and deploy.pt; val, predict and
     export use it; a threshold the user set is kept."""
+    monkeypatch.setattr("defectkd.tasks.segment.task.CALIBRATION_GAIN", -1.0)  # whatever the gain: store it
     project = tmp_path / "p"
     assert cli("train", "segment", "--data", tiny_seg, "--model", "mcff-edge-n", "--epochs", "2", "--name", "auto",
                *FAST, f"project={project}").code == 0
@@ -122,3 +123,16 @@ def test_threshold_is_calibrated_on_validation_and_stored_everywhere(cli, tiny_s
     fixed = project / "segment" / "fixed"
     assert "operating_point" not in json.loads((fixed / "results.json").read_text())
     assert torch.load(fixed / "weights" / "deploy.pt", weights_only=True)["threshold"] == 0.3
+
+
+def test_calibration_moves_the_threshold_only_for_a_clear_validation_gain():
+    from defectkd.tasks.segment.config import SegmentTrainConfig
+    from defectkd.tasks.segment.task import CALIBRATION_GAIN, SegmentTask
+
+    task, cfg = SegmentTask(), SegmentTrainConfig(data="x")
+    assert task.operating_point({"f1": 0.40, "ods_f1": 0.70, "ods_threshold": 0.03}, cfg) == {"threshold": 0.03}
+    small = {"f1": 0.759, "ods_f1": 0.759 + CALIBRATION_GAIN / 2, "ods_threshold": 0.76}  # DeepCrack's case
+    assert task.operating_point(small, cfg) is None
+    assert task.operating_point({"f1": 0.1, "ods_f1": 0.9, "ods_threshold": 0.0}, cfg) == {"threshold": 0.01}
+    for off in (SegmentTrainConfig(data="x", calibrate=False), SegmentTrainConfig(data="x", threshold=0.3)):
+        assert task.operating_point({"f1": 0.40, "ods_f1": 0.70, "ods_threshold": 0.03}, off) is None

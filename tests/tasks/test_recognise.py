@@ -216,3 +216,16 @@ def test_classes_option_on_a_segmentation_set_is_one_line(cli, tmp_path):
 
     images_masks(tmp_path)
     assert_one_line_error(cli("data", "check", tmp_path, "--classes", "pits"), "--classes", "--task detect")
+
+
+@pytest.mark.parametrize("name,task,layout,words", [
+    ("neu_det", "detect", "voc", "1800 images in images/, 1800 XML files in annotations/"),
+    ("deepcrack", "segment", "splits", "537 images, 537 with a mask"),
+])
+def test_the_real_data_sets_are_recognised(name, task, layout, words):
+    from tests.conftest import SHARED_DATASETS
+
+    if not (SHARED_DATASETS / name).is_dir():
+        pytest.skip(f"{name} is not in ../shared/datasets")
+    found = recognise(SHARED_DATASETS / name)
+    assert (found.chosen.task, found.chosen.layout) == (task, layout) and words in found.chosen.evidence

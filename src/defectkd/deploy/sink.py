@@ -80,6 +80,7 @@ class ZmqSink:
         self._lock = threading.Lock()
         self._closing = False
         self._deadline = float("inf")
+        self._changed, self._next_check = True, 0.0
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.SNDHWM, sndhwm)
@@ -179,6 +180,7 @@ class ZmqSink:
                 log.warning("sink: cannot encode frame %s (%s)", header.get("frame"), exc)
                 continue
             dropped = self.spool.put(seq, parts)
+            self._changed = True
             with self._lock:
                 self.stats["dropped"] += dropped
                 self.stats["spooled"] = len(self.spool)
@@ -201,6 +203,7 @@ class ZmqSink:
             except (ValueError, TypeError, AttributeError):
                 continue
             n_ack, n_rej = self.spool.ack(acked), self.spool.ack(list(rejected))
+            self._changed = True
             with self._lock:
                 self.stats["acknowledged"] += n_ack
                 self.stats["rejected"] += n_rej
@@ -211,8 +214,14 @@ class ZmqSink:
                 log.warning("sink: the receiver refused message %d for good (%s)", seq, reason)
 
     def _send_due(self) -> None:
+        """Send what is due; the spool is asked only after a change (new result, answer) or every 0.5 s for
+        resends, so an idle sender does not query SQLite 100 times a second."""
         import zmq
 
+        now = time.monotonic()
+        if not self._changed and now < self._next_check:
+            return
+        self._changed, self._next_check = False, now + 0.5
         room = self.window - self.spool.in_flight(self.resend_after)
         if room <= 0:
             return
@@ -220,7 +229,8 @@ class ZmqSink:
         for seq, parts, tries in self.spool.due(self.resend_after, room):
             try:
                 self._sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
-            except zmq.Again:  # not connected, or ZeroMQ's queue is full: the spool keeps it for the next turn
+            except zmq.Again:  # not connected, or ZeroMQ's queue is full: the spool keeps it; try again in 50 ms
+                self._next_check = time.monotonic() + 0.05
                 break
             sent.append(seq)
             with self._lock:

@@ -430,17 +430,6 @@ def demo(project: str | Path = "runs", n_train: int = 96, n_test: int = 48, size
                     labelled, T, seed, say or (lambda _: None))
 
 
-def _labelled_split(data: str | Path, split: str) -> list:
-    from defectkd.data.layouts import discover, no_masks_message
-    from defectkd.tasks.segment.dataset import eval_samples
-
-    source = discover(data)
-    samples = eval_samples(source, split)
-    if not samples:
-        raise DataError(no_masks_message(source, split))
-    return samples
-
-
 def corrupt(data: str | Path, out: str | Path, corruptions: str | list[str] | None = None,
             severities: str | list[int] | None = None, split: str = "test", seed: int = 0,
             progress: Callable[[], None] | None = None) -> Path:
@@ -450,9 +439,10 @@ def corrupt(data: str | Path, out: str | Path, corruptions: str | list[str] | No
     from defectkd.core.runs import fresh_dir
     from defectkd.data.corruptions import select
     from defectkd.tasks.segment.corrupt import write_corrupted
+    from defectkd.tasks.segment.dataset import labelled_split
 
     names, levels = select(corruptions, severities)
-    samples = _labelled_split(data, split)
+    samples = labelled_split(data, split)
     out = fresh_dir(out)
     return write_corrupted(samples, out, names, levels, seed=seed, progress=progress,
                            about={"data": str(data), "split": split})
@@ -472,6 +462,7 @@ def robustness(weights: str | Path | list[str | Path], data: str | Path, split: 
     from defectkd.core.runs import fresh_dir, new_run_dir, resolve_weights
     from defectkd.data.corruptions import select
     from defectkd.models.loading import load_checkpoint_model
+    from defectkd.tasks.segment.dataset import labelled_split
     from defectkd.tasks.segment.robustness import evaluate_robustness, weights_labels, write_robustness
 
     names, levels = select(corruptions, severities)
@@ -483,7 +474,7 @@ def robustness(weights: str | Path | list[str | Path], data: str | Path, split: 
     if other is not None:
         raise ConfigError(f"robustness: evaluates segmentation models; a {other.label} model was given")
     _fits(task_of(loaded[0][1]), data, "robustness")
-    samples = _labelled_split(data, split)
+    samples = labelled_split(data, split)
     if limit is not None:
         if limit < 1:
             raise ConfigError(f"robustness: limit must be at least 1 (got {limit})")

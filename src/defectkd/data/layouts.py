@@ -138,13 +138,19 @@ def _pair_dir(root: Path, problems: list[Problem]) -> tuple[str, list[Sample]] |
             _pair(list_images(image_dir), mask_files, problems, orphan_is_problem=not crackforest))
 
 
-def discover(path: str | Path) -> SegmentationSource:
-    """Detect the layout under `path` and pair every image with its mask."""
-    root = Path(path)
+def data_root(path: str | Path) -> Path:
+    """The data path as a Path; one line when it is empty or does not exist (every task's reader starts here)."""
     if not str(path).strip():
         raise DataError("data path is empty")
+    root = Path(path)
     if not root.exists():
         raise DataError(f"{root}: data path does not exist")
+    return root
+
+
+def discover(path: str | Path) -> SegmentationSource:
+    """Detect the layout under `path` and pair every image with its mask."""
+    root = data_root(path)
     if root.is_file():
         if root.suffix.lower() in IMAGE_SUFFIXES:
             return SegmentationSource(root, "image", {"all": [Sample(root, None)]})

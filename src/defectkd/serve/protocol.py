@@ -102,17 +102,22 @@ def strict_json(text: str | bytes):
     return json.loads(text, parse_constant=_no_constants, parse_float=_finite_float)
 
 
+def message_key(header: dict) -> tuple[str, int] | None:
+    """(boot, seq) of a header: the sender's numbering, the key of acknowledgements and of deduplication."""
+    boot, seq = header.get("boot"), header.get("seq")
+    ok = isinstance(boot, str) and 0 < len(boot) <= 64 and isinstance(seq, int) and not isinstance(seq, bool)
+    return (boot, seq) if ok else None
+
+
 def reply_key(parts: list[bytes], limit: int = 65536) -> tuple[str, int] | None:
-    """(boot, seq) of a message whose header can be read at all, so even a refused message can be answered."""
+    """(boot, seq) of a refused message whose header can be read at all, so it can still be answered."""
     if not parts or len(parts[0]) > limit:
         return None
     try:
         header = json.loads(bytes(parts[0]))
-        boot, seq = header.get("boot"), header.get("seq")
-    except (ValueError, AttributeError):
+    except ValueError:
         return None
-    ok = isinstance(boot, str) and 0 < len(boot) <= 64 and isinstance(seq, int) and not isinstance(seq, bool)
-    return (boot, seq) if ok else None
+    return message_key(header) if isinstance(header, dict) else None
 
 
 def _check_pixels(data: bytes, size: tuple[int, int] | None, what: str, max_pixels: int) -> None:

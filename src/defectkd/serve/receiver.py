@@ -36,6 +36,7 @@ from defectkd.serve.protocol import (
     client_key_table,
     decode,
     is_loopback,
+    message_key,
     reply_key,
     server_keys,
     tcp_endpoint,
@@ -148,8 +149,7 @@ class Receiver:
         self._stats = {"received": 0, "stored": 0, "duplicates": 0, "acknowledged": 0, "malformed": 0,
                        "dropped_oversize": 0, "refused_curve": 0, "store_errors": 0}
         self._devices: dict[str, dict] = {}
-        self._pending_devices: list[tuple[str, dict]] = []
-        self._pending_stored = 0
+        self._pending_devices: list[tuple[str, dict]] = []  # one per row stored in the batch not yet committed
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -371,7 +371,6 @@ class Receiver:
             log.error("store: commit failed (%s); the senders will resend", exc)
             self.store.rollback()
             self._pending_devices.clear()
-            self._pending_stored = 0
             return n
         self._answer(answers)
         return n
@@ -397,9 +396,8 @@ class Receiver:
                 dev = self._devices.setdefault(device, {"stored": 0})
                 dev["stored"] += 1
                 dev.update(info)
+            self._stats["stored"] += len(self._pending_devices)
             self._pending_devices.clear()
-            self._stats["stored"] += self._pending_stored
-            self._pending_stored = 0
         self._bump("acknowledged", acked)
 
     def _drain_monitor(self) -> None:
@@ -420,28 +418,27 @@ class Receiver:
     def _refuse(self, reason: str, detail: str, key: tuple[str, int] | None, reply: dict | None) -> None:
         with self._lock:
             self._refusals.add(reason, detail)
-            if reason in ("malformed", "parts", "json", "non_finite", "fields", "device_id", "bad_image",
-                          "too_many_pixels"):
-                self._stats["malformed"] += 1
         if key is not None and reply is not None:
-            reply.setdefault(key[0], {"ack": [], "reject": {}})["reject"][str(key[1])] = reason
+            _answer_of(reply, key[0])["reject"][str(key[1])] = reason
 
     def _handle(self, frames, answers: dict[bytes, dict]) -> None:
         self._bump("received")
         identity, frames = frames[0].bytes, frames[1:]
         reply = answers.setdefault(identity, {})
         size = sum(len(f) for f in frames)
-        parts = [f.bytes for f in frames] if size <= self.max_bytes else [frames[0].bytes] if frames else []
-        key = reply_key(parts)
         if size > self.max_bytes:
             self._bump("dropped_oversize")
-            self._refuse("oversize", f"{size} bytes (limit {self.max_bytes})", key, reply)
+            header_only = [f.bytes for f in frames[:1]]  # the rest is never copied out of ZeroMQ
+            self._refuse("oversize", f"{size} bytes (limit {self.max_bytes})", reply_key(header_only), reply)
             return
+        parts = [f.bytes for f in frames]
         try:
             header, mask, frame = decode(parts, self.max_pixels)
-        except MalformedMessage as exc:
-            self._refuse(exc.reason, str(exc), key, reply)
+        except MalformedMessage as exc:  # every reason `decode` gives is a malformed message
+            self._bump("malformed")
+            self._refuse(exc.reason, str(exc), reply_key(parts), reply)
             return
+        key = message_key(header)
         if self._clients is not None:
             allowed = self._clients.devices(frames[0].get("User-Id"))
             if allowed is None:  # the key was removed after this connection was made: no answer, it stays spooled
@@ -458,7 +455,7 @@ class Receiver:
             log.error("store: cannot store frame %s of %s (%s)", header.get("frame"), header.get("device_id"), exc)
             return
         if key is not None:
-            reply.setdefault(key[0], {"ack": [], "reject": {}})["ack"].append(key[1])
+            _answer_of(reply, key[0])["ack"].append(key[1])
         if row_id is None:
             self._bump("duplicates")
             return
@@ -467,4 +464,8 @@ class Receiver:
         if isinstance(sender, dict) and isinstance(sender.get("dropped"), int):
             info["sender_dropped"] = sender["dropped"]
         self._pending_devices.append((header["device_id"], info))
-        self._pending_stored += 1
+
+
+def _answer_of(reply: dict, boot: str) -> dict:
+    """The answer being built for one sender's boot: {"ack": [seq], "reject": {seq: reason}}."""
+    return reply.setdefault(boot, {"ack": [], "reject": {}})

@@ -22,7 +22,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from defectkd.serve.protocol import safe_name
+from defectkd.serve.protocol import message_key, safe_name
 
 log = logging.getLogger("defectkd.serve")
 
@@ -66,7 +66,7 @@ class ResultStore:
                 self.db.execute(f"ALTER TABLE results ADD COLUMN {column} {kind}")
         self.db.execute(UNIQUE)
         self.db.commit()
-        self._next_id = (self.db.execute("SELECT MAX(id) FROM results").fetchone()[0] or 0) + 1
+        self._next_id = self._last_id() + 1
         self._dirs: set[str] = set()
         self.orphans_removed = self._remove_orphans()
 
@@ -98,8 +98,7 @@ class ResultStore:
     def add(self, header: dict, header_json: str, mask_png: bytes, frame_jpeg: bytes | None) -> int | None:
         """Write the files, insert the row (uncommitted); returns the row id, or None for a message already stored
         (the same device, boot and seq: a resend)."""
-        boot, seq = header.get("boot"), header.get("seq")
-        boot, seq = (boot, seq) if isinstance(boot, str) and isinstance(seq, int) else (None, None)
+        boot, seq = message_key(header) or (None, None)
         if self.seen(header["device_id"], boot, seq):
             return None
         row_id = self._next_id
@@ -121,10 +120,13 @@ class ResultStore:
         self._next_id += 1
         return row_id
 
+    def _last_id(self) -> int:
+        return self.db.execute("SELECT MAX(id) FROM results").fetchone()[0] or 0
+
     def rollback(self) -> None:
         """Forget the uncommitted rows (their files become orphans, removed at the next start)."""
         self.db.rollback()
-        self._next_id = (self.db.execute("SELECT MAX(id) FROM results").fetchone()[0] or 0) + 1
+        self._next_id = self._last_id() + 1
 
     def commit(self) -> None:
         self.db.commit()

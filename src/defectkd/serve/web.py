@@ -84,12 +84,14 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args) -> None:  # quiet: the receiver's own log says what matters
         log.debug("%s %s", self.address_string(), fmt % args)
 
-    def _send(self, body: bytes, content_type: str, status: int = 200) -> None:
+    def _send(self, body: bytes, content_type: str, status: int = 200, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -146,16 +148,11 @@ class Handler(BaseHTTPRequestHandler):
             self._json({"error": f"{type(exc).__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
 
     def _page(self, query: dict) -> None:
-        body = page()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
+        """The page; opened with the token in its query, it sets the cookie its API calls and images then carry."""
+        extra = None
         if self.receiver.http_token and query.get("token"):
-            self.send_header("Set-Cookie", f"{COOKIE}={query['token'][0]}; HttpOnly; SameSite=Strict; Path=/")
-        self.end_headers()
-        self.wfile.write(body)
+            extra = {"Set-Cookie": f"{COOKIE}={query['token'][0]}; HttpOnly; SameSite=Strict; Path=/"}
+        self._send(page(), "text/html; charset=utf-8", extra=extra)
 
     def _results(self, query: dict) -> None:
         """One page of history, newest first; "next" continues below the page's last id."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from defectkd.core.errors import DataError
+from defectkd.data.layouts import data_root
 from defectkd.tasks import TASKS
 from defectkd.tasks.base import Reading, Task
 
@@ -20,8 +21,15 @@ TIE_ORDER = ("detect", "segment", "classify")
 
 @dataclass
 class Recognition:
-    chosen: Reading | None
-    others: list[Reading] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)  # best first
+
+    @property
+    def chosen(self) -> Reading | None:
+        return self.readings[0] if self.readings else None
+
+    @property
+    def others(self) -> list[Reading]:
+        return self.readings[1:]
 
     @property
     def alternatives(self) -> list[Reading]:
@@ -46,13 +54,8 @@ def _rank(reading: Reading) -> tuple[int, int]:
 
 def recognise(path: str | Path) -> Recognition:
     """Every task's reading of `path`, best first."""
-    root = Path(path)
-    if not str(path).strip():
-        raise DataError("data path is empty")
-    if not root.exists():
-        raise DataError(f"{root}: data path does not exist")
-    readings = sorted((r for t in TASKS.values() if (r := t.recognise(root)) is not None), key=_rank)
-    return Recognition(readings[0] if readings else None, readings[1:])
+    root = data_root(path)
+    return Recognition(sorted((r for t in TASKS.values() if (r := t.recognise(root)) is not None), key=_rank))
 
 
 def task_for(path: str | Path, named: str = "auto") -> tuple[Task, Recognition]:
@@ -73,9 +76,8 @@ def check_fits(task: Task, path: str | Path, verb: str) -> None:
         found = recognise(path)
     except DataError:
         return  # the task's own reader words a missing or empty path
-    readings = [r for r in (found.chosen, *found.others) if r is not None]
-    own = next((r for r in readings if r.task == task.name), None)
-    best = readings[0] if readings else None
+    own = next((r for r in found.readings if r.task == task.name), None)
+    best = found.chosen
     if best is not None and best.task != task.name and best.strength >= 2 and (own is None or own.strength < 2):
         raise DataError(f"{path}: this is {best.task} data ({best.layout}: {best.evidence}), not {task.name} data: "
                         f"use `defectkd {verb} {best.task}` (layouts: docs/data.md)")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from defectkd.core.errors import DataError
 from defectkd.data.io import IMAGE_SUFFIXES, image_size, list_images
-from defectkd.data.layouts import SPLIT_NAMES, Problem
+from defectkd.data.layouts import SPLIT_NAMES, Problem, data_root
 
 _IMAGE_DIRS = ("images", "image", "img", "imgs")
 _MASK_DIRS = ("masks", "mask", "labels", "label", "gt", "groundTruth")
@@ -97,8 +97,7 @@ def classify_reading(path: str | Path):
     if _pair_folders(source.classes):
         return None  # "images" and "masks" (or x_images and x_masks) are a segmentation set's halves, not classes
     images = sum(len(v) for v in source.splits.values())
-    counts = Counter(s.label for v in source.splits.values() for s in v)
-    if images == 0 or len([c for c in counts.values() if c]) < 2:
+    if len({s.label for v in source.splits.values() for s in v}) < 2:  # no images, or all of one class
         return None
     names = ", ".join(source.classes[:6]) + (", ..." if len(source.classes) > 6 else "")
     splits = f" in {', '.join(source.splits)}" if set(source.splits) != {"all"} else ""
@@ -223,11 +222,7 @@ def _build(root: Path, layout: str, by_split: dict[str, list[tuple[Path, str]]],
 
 def discover_classify(path: str | Path) -> ClassifySource:
     """Detect the classification layout under `path`; classes, samples per split, problems found so far."""
-    if not str(path).strip():
-        raise DataError("data path is empty")
-    root = Path(path)
-    if not root.exists():
-        raise DataError(f"{root}: data path does not exist")
+    root = data_root(path)
     table = _csv_file(root)
     if table is not None:
         return _from_csv(table)

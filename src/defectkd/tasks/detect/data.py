@@ -35,7 +35,7 @@ from pathlib import Path
 
 from defectkd.core.errors import DataError
 from defectkd.data.io import IMAGE_SUFFIXES, image_size, list_images
-from defectkd.data.layouts import SPLIT_NAMES, Problem
+from defectkd.data.layouts import SPLIT_NAMES, Problem, data_root
 
 _IMAGE_DIRS = ("images", "JPEGImages", "image", "img", "imgs")
 _XML_DIRS = ("annotations", "Annotations", "xml", "labels_xml")
@@ -279,11 +279,7 @@ def _is_coco(file: Path) -> bool:
 
 def discover_detect(path: str | Path, class_names: list[str] | None = None) -> DetectSource:
     """Detect the layout under `path`; classes (given, or from the annotations), samples per split, problems."""
-    if not str(path).strip():
-        raise DataError("data path is empty")
-    root = Path(path)
-    if not root.exists():
-        raise DataError(f"{root}: data path does not exist")
+    root = data_root(path)
     names: list[str] | None = None
     xml_dir = _find(root, _XML_DIRS) if root.is_dir() else None
     image_dir = _find(root, _IMAGE_DIRS) if root.is_dir() else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ from torchvision.transforms.v2 import functional as TF
 from defectkd.core.errors import ConfigError, DataError
 from defectkd.data.corruptions import brightness_contrast
 from defectkd.data.io import read_image, read_mask
-from defectkd.data.layouts import Sample, SegmentationSource
+from defectkd.data.layouts import Sample, SegmentationSource, discover, no_masks_message
 
 
 def _warp(plane: np.ndarray, matrix: np.ndarray, interpolation: int) -> np.ndarray:
@@ -189,6 +190,16 @@ def eval_samples(source: SegmentationSource, split: str) -> list[Sample]:
     if "all" in source.splits:
         return source.labelled("all")
     raise DataError(f"{source.root}: no '{split}' split (found: {', '.join(source.splits)})")
+
+
+def labelled_split(data: str | Path, split: str) -> list[Sample]:
+    """The labelled samples of DATA's split, or one line saying that no masks were found (and where they were looked
+    for) or that the split has none: what `val`, `robustness` and `corrupt` read."""
+    source = discover(data)
+    samples = eval_samples(source, split)
+    if not samples:
+        raise DataError(no_masks_message(source, split))
+    return samples
 
 
 def drop_bad(samples: list[Sample], bad: set[str]) -> list[Sample]:

@@ -122,9 +122,7 @@ class DistillModule(DistillTerms, SegmentModule):
 
     def _with_teacher_masks(self, y: torch.Tensor, labelled: torch.Tensor, soft: dict) -> torch.Tensor:
         main = self.head_map[self.model.main_head]
-        q = soft[main].float()
-        q = torch.nn.functional.interpolate(q, size=y.shape[-2:], mode="bilinear", align_corners=False) \
-            if q.shape[-2:] != y.shape[-2:] else q
+        q = match_size(soft[main].float(), y)  # the cache's probabilities at the mask's H x W
         teacher_mask = (crack_probability_at_t1(q, self.T) > 0.5).to(y.dtype)
         return torch.where(labelled.view(-1, *([1] * (y.dim() - 1))), y, teacher_mask)
 

@@ -27,10 +27,10 @@ MAX_DIST_FRACTION = 0.0075
 WIDTH_BINS = ((0, 2, "1-2px"), (2, 4, "3-4px"), (4, 8, "5-8px"), (8, 1e9, ">8px"))  # (low, high], pixels
 
 
-def crack_widths(truth: np.ndarray) -> np.ndarray:
+def crack_widths(truth: np.ndarray, skeleton: np.ndarray | None = None) -> np.ndarray:
     """Local width (pixels) at every crack pixel of a {0,1} mask, 0 elsewhere: the distance transform on the mask's
     skeleton gives the half-width there (width = 2 d - 1: a 1-px line has d = 1), and every crack pixel takes the
-    width of its nearest skeleton pixel."""
+    width of its nearest skeleton pixel. `skeleton`: the mask's, when the caller has it already."""
     from skimage.morphology import skeletonize
 
     mask = truth > 0
@@ -38,7 +38,7 @@ def crack_widths(truth: np.ndarray) -> np.ndarray:
     if not mask.any():
         return out
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
-    skel = skeletonize(mask)
+    skel = skeletonize(mask) if skeleton is None else skeleton
     if not skel.any():
         skel = dist >= dist.max()
     _, labels = cv2.distanceTransformWithLabels((~skel).astype(np.uint8), cv2.DIST_L2, 5,
@@ -50,9 +50,9 @@ def crack_widths(truth: np.ndarray) -> np.ndarray:
     return out
 
 
-def width_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+def width_counts(pred: np.ndarray, truth: np.ndarray, skeleton: np.ndarray | None = None) -> np.ndarray:
     """(len(WIDTH_BINS), 2): [crack pixels found, crack pixels] per width bin."""
-    widths = crack_widths(truth)
+    widths = crack_widths(truth, skeleton)
     out = np.zeros((len(WIDTH_BINS), 2), np.int64)
     for i, (low, high, _) in enumerate(WIDTH_BINS):
         in_bin = (widths > low) & (widths <= high)
@@ -77,13 +77,15 @@ def _ratio(num, den, empty: float = 1.0):
     return np.where(den > 0, num / np.maximum(den, 1e-12), empty)
 
 
-def tolerant_counts(prob: np.ndarray, truth: np.ndarray, thresholds=TOL_THRESHOLDS) -> np.ndarray:
-    """(len(thresholds), 4) array of [matched_pred, n_pred, matched_truth, n_truth] on skeletons."""
+def tolerant_counts(prob: np.ndarray, truth: np.ndarray, thresholds=TOL_THRESHOLDS,
+                    gt_skel: np.ndarray | None = None) -> np.ndarray:
+    """(len(thresholds), 4) array of [matched_pred, n_pred, matched_truth, n_truth] on skeletons. `gt_skel`: the
+    truth's skeleton, when the caller has it already."""
     from skimage.morphology import skeletonize
 
     h, w = truth.shape
     max_dist = MAX_DIST_FRACTION * float(np.hypot(h, w))
-    gt_skel = skeletonize(truth > 0)
+    gt_skel = skeletonize(truth > 0) if gt_skel is None else gt_skel
     n_truth = int(gt_skel.sum())
     dist_to_gt = cv2.distanceTransform((~gt_skel).astype(np.uint8), cv2.DIST_L2, 5) if n_truth else None
     out = np.zeros((len(thresholds), 4), np.int64)
@@ -125,9 +127,12 @@ class SegmentationMetrics:
             self.pos_hist.append(torch.bincount(b[t], minlength=BINS).cpu().numpy())
             self.neg_hist.append(torch.bincount(b[~t], minlength=BINS).cpu().numpy())
             if self.tolerant:
+                from skimage.morphology import skeletonize
+
                 prob_np, truth_np = p.float().cpu().numpy(), t.cpu().numpy()
-                self.tol.append(tolerant_counts(prob_np, truth_np))
-                self.widths.append(width_counts(prob_np >= self.threshold, truth_np))
+                skel = skeletonize(truth_np > 0)  # once per image, for both the tolerant and the width counts
+                self.tol.append(tolerant_counts(prob_np, truth_np, gt_skel=skel))
+                self.widths.append(width_counts(prob_np >= self.threshold, truth_np, skel))
 
     def _counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """TP, FP, FN, TN per image and threshold index: arrays (images, BINS)."""

@@ -5,19 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from defectkd.core.errors import DataError
 from defectkd.core.runs import new_run_dir
-from defectkd.data.layouts import discover, no_masks_message
-from defectkd.tasks.segment.dataset import eval_samples
+from defectkd.tasks.segment.dataset import labelled_split
 from defectkd.tasks.segment.evaluate import evaluate_model
 
 
 def val_segment(model, hp: dict, weights, data, split: str = "test", threshold: float | None = None,
                 save_dir=None, project="runs", progress=None, tolerant: bool = True) -> dict:
-    source = discover(data)
-    samples = eval_samples(source, split)
-    if not samples:
-        raise DataError(no_masks_message(source, split))
+    samples = labelled_split(data, split)
     thr = threshold if threshold is not None else hp.get("config", {}).get("threshold", 0.5)
     out = Path(save_dir) if save_dir else new_run_dir(project, "segment", "val")
     metrics = evaluate_model(model, samples, threshold=thr, tolerant=tolerant, overlays=out / "overlays",

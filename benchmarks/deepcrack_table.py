@@ -40,6 +40,7 @@ import table_records as tr  # noqa: E402
 
 from defectkd import api  # noqa: E402
 from defectkd.models.info import count_macs_meta  # noqa: E402
+from defectkd.tasks.segment.dataset import labelled_split  # noqa: E402
 from defectkd.tasks.segment.synthetic import write_synthetic_segment  # noqa: E402
 
 # docs/papers.md: DeepCrack test set (237 images), exact F1; parameters where published.
@@ -66,7 +67,7 @@ def reused_accuracy(paths: list[str], robust: dict) -> dict[str, dict]:
 
 def accuracy(rows: list[dict], data: str, args: argparse.Namespace, work: Path) -> None:
     """Fill f1/iou/ods_f1/ois_f1/mDS of every row, reusing what --reuse measured."""
-    images = len(api._labelled_split(data, "test")[: args.robust_limit])
+    images = len(labelled_split(data, "test")[: args.robust_limit])
     robust = {"corruptions": args.corruptions, "severities": args.severities, "images": images}
     known = reused_accuracy(args.reuse, robust)
     todo = []

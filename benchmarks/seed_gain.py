@@ -2,6 +2,8 @@
 the same images for every seed and both arms, so the interval is that of the seed-averaged gain (the rule of
 docs/methods.md "Which one to start with": a gain counts when this interval excludes 0).
 
+Detection pools too: its rows are match sets, and COCO mAP50 is recomputed from them on every resample.
+
     python benchmarks/seed_gain.py --data ../shared/datasets/deepcrack \
         --pair runs/segment/b-rfkd-s0,runs/segment/s0-e20-mcff-edge-n \
         --pair runs/segment/b-rfkd-s1,runs/segment/s1-e20-mcff-edge-n
@@ -24,14 +26,24 @@ from defectkd.core.runs import resolve_weights
 from defectkd.models.loading import load_checkpoint_model
 from defectkd.tasks import task_of_weights
 
+_SCORED: dict[Path, np.ndarray] = {}
+
 
 def _rows(task, weights: Path, samples: list, cache: Path) -> np.ndarray:
+    """A weights file's per-image rows, scored once per invocation; plain arrays (segmentation, classification) are
+    also kept on disk. Detection rows carry their match sets (tasks/detect/compare.py) and stay in memory."""
+    if weights.resolve() in _SCORED:
+        return _SCORED[weights.resolve()]
     key = hashlib.sha256(f"{weights.resolve()}:{weights.stat().st_mtime_ns}:{len(samples)}".encode()).hexdigest()[:16]
     file = cache / f"{key}.npy"
     if file.is_file():
-        return np.load(file)
-    rows = np.asarray(task.image_rows(weights, samples))
-    np.save(file, rows)
+        rows = np.load(file)
+    else:
+        rows = task.image_rows(weights, samples)
+        rows = rows if isinstance(rows, np.ndarray) else np.asarray(rows)
+        if type(rows) is np.ndarray:
+            np.save(file, rows)
+    _SCORED[weights.resolve()] = rows
     return rows
 
 
@@ -49,13 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     pairs = [tuple(resolve_weights(p) for p in pair.split(",")) for pair in args.pair]
     task = task_of_weights(pairs[0][0])
-    if task.name == "detect":
-        raise SystemExit("seed_gain: detection rows are match sets, not arrays; use paired_bootstrap.py per seed")
     samples = task.eval_images(load_checkpoint_model(pairs[0][0])[1], args.data, args.split).samples
     rows = [(_rows(task, a, samples, cache), _rows(task, b, samples, cache)) for a, b in pairs]
     idx = np.random.default_rng(0).integers(0, len(samples), (args.resamples, len(samples)))
     per_seed = [float(task.rows_metric(a) - task.rows_metric(b)) for a, b in rows]
-    diffs = np.mean([task.rows_metric(a[idx]) - task.rows_metric(b[idx]) for a, b in rows], axis=0)
+    diffs = np.mean([np.asarray(task.rows_metric(a[idx])) - np.asarray(task.rows_metric(b[idx])) for a, b in rows],
+                    axis=0)
     low, high = (float(v) for v in np.percentile(diffs, [2.5, 97.5]))
     mean = float(np.mean(per_seed))
     verdict = "within noise" if low <= 0 <= high else ("better" if low > 0 else "worse")

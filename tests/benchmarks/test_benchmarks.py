@@ -235,3 +235,41 @@ def test_seed_gain_averages_the_seeds_under_one_resample(tmp_path, tiny_seg, tin
     r = json.loads(capsys.readouterr().out)
     assert r["per_seed"][0] == 0.0 and r["mean"] == pytest.approx(r["per_seed"][1] / 2)
     assert r["low"] <= r["mean"] <= r["high"] and len(list((tmp_path / "cache").glob("*.npy"))) == 2
+
+
+def test_seed_gain_pools_detection_match_sets(tmp_path, monkeypatch, capsys):
+    """Detection rows are match sets (not plain arrays): they pool over seeds in memory, each weights file is scored
+    once, and the per-seed gains are the mAP50 differences computed by hand from the same matches."""
+    import types
+
+    import numpy as np
+
+    from defectkd.tasks import TASKS
+    from defectkd.tasks.detect.compare import image_rows, match_image, rows_map50
+    from tests.tasks.detect.test_compare import CLASSES, _scene
+
+    sg = _load("seed_gain")
+    scenes = _scene(np.random.default_rng(3), 40)
+    halves = [np.random.default_rng(i).random(len(s[1])) < 0.5 for i, s in enumerate(scenes)]
+    worse = [(b[k], sc[k], lab[k], t, tl) for (b, sc, lab, t, tl), k in zip(scenes, halves, strict=True)]
+    rows = {"good": image_rows([match_image(*s, classes=CLASSES) for s in scenes], CLASSES),
+            "bad": image_rows([match_image(*s, classes=CLASSES) for s in worse], CLASSES)}
+    scored = []
+    detect = TASKS["detect"]
+    fake = types.SimpleNamespace(
+        name="detect", metric_name="map50", rows_metric=detect.rows_metric,
+        eval_images=lambda hp, data, split: types.SimpleNamespace(samples=list(range(40))),
+        image_rows=lambda w, samples: scored.append(w.name) or rows[w.stem])
+    for name in rows:
+        (tmp_path / f"{name}.pt").write_bytes(b"x")
+    monkeypatch.setattr(sg, "resolve_weights", lambda p: Path(p))
+    monkeypatch.setattr(sg, "task_of_weights", lambda w: fake)
+    monkeypatch.setattr(sg, "load_checkpoint_model", lambda w: (None, {}))
+    good, bad = tmp_path / "good.pt", tmp_path / "bad.pt"
+    assert sg.main(["--data", "d", "--pair", f"{good},{bad}", "--pair", f"{bad},{bad}", "--resamples", "200",
+                    "--cache", str(tmp_path / "cache"), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    gain = rows_map50(rows["good"]) - rows_map50(rows["bad"])
+    assert r["per_seed"] == pytest.approx([gain, 0.0]) and r["mean"] == pytest.approx(gain / 2)
+    assert 0 < r["low"] <= r["mean"] <= r["high"] and r["verdict"] == "better"
+    assert sorted(scored) == ["bad.pt", "good.pt"] and not list((tmp_path / "cache").glob("*.npy"))

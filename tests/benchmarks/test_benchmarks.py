@@ -273,3 +273,30 @@ def test_seed_gain_pools_detection_match_sets(tmp_path, monkeypatch, capsys):
     assert r["per_seed"] == pytest.approx([gain, 0.0]) and r["mean"] == pytest.approx(gain / 2)
     assert 0 < r["low"] <= r["mean"] <= r["high"] and r["verdict"] == "better"
     assert sorted(scored) == ["bad.pt", "good.pt"] and not list((tmp_path / "cache").glob("*.npy"))
+
+
+def test_cross_source_shifts_and_rows(tmp_path, tiny_seg, tiny_weights, capsys):
+    """The scale shift keeps a crack pixel that covered at least half of its new pixel (a 2-px line stays 1 px,
+    a 1-px line on an odd column survives) and resamples the image to the same size; the photometric shifts
+    follow their formulas; on real weights every row's F1 at the stored threshold (0.5, on the ODS grid) is at most
+    its ODS F1."""
+    import numpy as np
+
+    cs = _load("cross_source")
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:, 2:4] = 1  # 2 px wide, aligned: one full column at half scale
+    mask[:, 7] = 1  # 1 px wide: half of the last new column
+    image = np.full((8, 8, 3), 128, np.uint8)
+    small_image, small = cs.SHIFTS["half-scale"](image, mask)
+    assert small_image.shape == (4, 4, 3) and small.tolist() == [[0, 1, 0, 1]] * 4
+    dark, same = cs.SHIFTS["dark"](image, mask)
+    assert same is mask and int(dark[0, 0, 0]) == round(255 * (128 / 255) ** 2)
+    shade, _ = cs.SHIFTS["shadow"](image, mask)
+    assert int(shade[0, 0, 0]) == 128 and int(shade[0, -1, 0]) == round(128 * 0.35)
+    out = tmp_path / "cs.json"
+    assert cs.main(["--data", str(tiny_seg), "--weights", str(tiny_weights), "--shifts", "half-scale,grey",
+                    "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["shift"] for r in rows] == ["half-scale", "grey"] and all(r["threshold"] == 0.5 for r in rows)
+    assert all(r["f1"] <= r["ods_f1"] + 1e-9 for r in rows)
+    assert "mean of 2 shifts" in capsys.readouterr().out

@@ -132,3 +132,28 @@ def test_no_albumentations_import():
     code = ("import sys, defectkd.data.corruptions, defectkd.tasks.segment.dataset, defectkd.tasks.classify.dataset;"
             "assert 'albumentations' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_wide_photometric_follows_its_draws_and_leaves_geometry_alone():
+    """wide_photometric recomputed by hand from the same draws (gamma, contrast about the mean, brightness, gains,
+    grey, ramp) on a flat image; with "wide" the mask moves as with "basic" (same geometric draws) and only the
+    image's lighting differs; an unknown name is refused."""
+    from defectkd.tasks.segment.dataset import wide_photometric
+
+    flat = np.full((8, 8, 3), 100, np.uint8)
+    rng = np.random.default_rng(7)
+    g, _contrast, b = 2.0 ** rng.uniform(-1, 1), rng.uniform(0.5, 1.3), rng.uniform(-0.15, 0.15)
+    gains = rng.uniform(0.8, 1.2, 3)
+    _grey, ramp = rng.random() < 0.2, rng.random() < 0.3
+    assert not ramp  # a flat image stays flat without the ramp: one value per channel
+    x = (100 / 255) ** g  # a grey image's grey is itself; contrast about the mean leaves a flat image as it was
+    expected = np.clip((x + b) * gains * 255 + 0.5, 0, 255).astype(np.uint8)
+    out = wide_photometric(flat, np.random.default_rng(7))
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1  # float32 there, float64 here
+
+    image, mask = _pair()
+    basic, wide = train_transform(48, seed=3), train_transform(48, seed=3, photometric="wide")
+    a, w = basic(image=image, mask=mask), wide(image=image, mask=mask)
+    assert np.array_equal(a["mask"], w["mask"]) and not np.array_equal(a["image"], w["image"])
+    with pytest.raises(ConfigError, match="photometric"):
+        train_transform(48, photometric="strong")

@@ -26,6 +26,9 @@ class SegmentTrainConfig(RunConfig):
     loss: str = Field("ce+dice", description="task loss terms joined by '+': ce, dice, focal, tversky, mcff")
     pos_weight: float = Field(3.0, gt=0, description="crack-class weight of the ce term (3: best measured)")
     aux_weight: float = Field(0.4, ge=0, description="weight of non-main heads (MCFF's path heads)")
+    photometric: Literal["basic", "wide"] = Field(
+        "basic", description="training lighting augmentation: basic brightness/contrast, or wide (gamma, contrast, "
+        "light colour, grey, shading: other cameras and days)")
     mask_dilate: int = Field(0, ge=0, description="dilate masks on load, 3x3 iterations (MCFF paper: 3)")
     threshold: float = Field(0.5, gt=0, lt=1, description="crack-probability threshold for P/R/F1/IoU")
     calibrate: bool = Field(True, description="after training, store the F1-optimal threshold on the validation split "

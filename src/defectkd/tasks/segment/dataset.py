@@ -34,7 +34,8 @@ class SegmentAugment:
     In order: with p 0.5 an affine warp (x and y scale each 0.75..1.25, rotation -30..30 degrees, about the
     centre, mirrored borders; image bilinear, mask and soft labels nearest), mirrored padding up to `imgsz`, a
     random `imgsz` crop, horizontal and vertical flips (each p 0.5), a random multiple of 90 degrees, and with
-    p 0.5 brightness/contrast (image x (1 + a) + b x 255, a and b in -0.2..0.2).
+    p 0.5 brightness/contrast (image x (1 + a) + b x 255, a and b in -0.2..0.2). With `photometric="wide"` the
+    last step is `wide_photometric` instead (with p 0.8): the lighting of other cameras and days.
 
     Crop, flips and rotations are torchvision.transforms.v2.functional / torch.rot90; the affine warp and
     padding are OpenCV (torchvision's affine has no mirrored border, its reflect padding stops at the image
@@ -43,8 +44,10 @@ class SegmentAugment:
     worker). Called as `aug(image=rgb, mask=mask[, soft=soft])` and returns a dict of the same keys: image
     (H, W, 3) uint8, mask (H, W), soft (H, W, K) with `soft_targets`."""
 
-    def __init__(self, imgsz: int, seed: int = 0, soft_targets: bool = False) -> None:
-        self.imgsz, self.soft_targets = imgsz, soft_targets
+    def __init__(self, imgsz: int, seed: int = 0, soft_targets: bool = False, photometric: str = "basic") -> None:
+        if photometric not in PHOTOMETRIC:
+            raise ConfigError(f"photometric: {photometric!r} is not one of {', '.join(PHOTOMETRIC)}")
+        self.imgsz, self.soft_targets, self.photometric = imgsz, soft_targets, photometric
         self.set_random_seed(seed)
 
     def set_random_seed(self, seed: int) -> None:
@@ -85,19 +88,53 @@ class SegmentAugment:
             if vflip:
                 t = TF.vertical_flip(t)
             out.append(np.ascontiguousarray(torch.rot90(t, quarter_turns, dims=(1, 2)).permute(1, 2, 0).numpy()))
-        result = {"image": brightness_contrast(out[0], alpha, beta) if photometric else out[0], "mask": out[1][..., 0]}
+        if self.photometric == "wide":  # its own draws after the basic ones: "basic" streams stay as they were
+            image_out = wide_photometric(out[0], rng) if rng.random() < 0.8 else out[0]
+        else:
+            image_out = brightness_contrast(out[0], alpha, beta) if photometric else out[0]
+        result = {"image": image_out, "mask": out[1][..., 0]}
         if soft is not None:
             result["soft"] = out[2]
         return result
 
 
-def train_transform(imgsz: int, seed: int = 0, soft_targets: bool = False) -> SegmentAugment:
+def wide_photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Lighting that another camera, day or site gives a crack photo, all at once: gamma 2^(-1..1) (over- to
+    under-exposed), contrast x0.5..1.3 about the image mean, brightness -0.15..0.15, per-channel gains 0.8..1.2
+    (light colour), greyscale with p 0.2 and with p 0.3 light falling off linearly across the image in a random
+    direction down to 0.35..0.9. A fixed number of draws per call. Thin cracks are low-contrast structures: a
+    model trained only on one camera's exposure loses them first when the light changes (docs/benchmarks.md,
+    the cross-source check)."""
+    gamma, contrast, brightness = 2.0 ** rng.uniform(-1, 1), rng.uniform(0.5, 1.3), rng.uniform(-0.15, 0.15)
+    gains = rng.uniform(0.8, 1.2, 3).astype(np.float32)
+    grey, ramp, ramp_low, ramp_angle = rng.random() < 0.2, rng.random() < 0.3, rng.uniform(0.35, 0.9), rng.uniform(
+        0, 2 * np.pi)
+    x = (image.astype(np.float32) / 255) ** gamma
+    if grey:
+        x = np.repeat(x @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(x.shape)
+    x = (x - x.mean()) * contrast + x.mean() + brightness
+    x = x * gains
+    if ramp:
+        h, w = x.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        t = (xx - w / 2) * np.cos(ramp_angle) + (yy - h / 2) * np.sin(ramp_angle)
+        t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+        x = x * (1 - (1 - ramp_low) * t)[..., None]
+    return np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+PHOTOMETRIC = ("basic", "wide")
+
+
+def train_transform(imgsz: int, seed: int = 0, soft_targets: bool = False, photometric: str = "basic"
+                    ) -> SegmentAugment:
     """Affine, flips, 90-degree rotations and a random crop, then brightness/contrast (`SegmentAugment`).
 
     The transform keeps its own random stream (global seeds do not reach it): `seed` fixes it here,
     and `seed_augmentation_worker` gives each DataLoader worker its own reproducible stream.
-    `soft_targets`: also move a `soft` (H, W, K) array of teacher probabilities with the mask."""
-    return SegmentAugment(imgsz, seed, soft_targets)
+    `soft_targets`: also move a `soft` (H, W, K) array of teacher probabilities with the mask.
+    `photometric`: "basic" brightness/contrast or "wide" lighting (`wide_photometric`)."""
+    return SegmentAugment(imgsz, seed, soft_targets, photometric)
 
 
 class SegmentationDataset(Dataset):

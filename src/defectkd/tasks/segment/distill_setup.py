@@ -24,7 +24,7 @@ def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path
     """Module + training set for online (teacher in memory) or offline (cached soft labels) KD, and the teacher's
     weights files (joined by commas) for the side-by-side comparison: None when the cache's teacher is unknown."""
     teacher_file = join_files(teacher_files(cfg.teacher)) if cfg.teacher else None
-    transform = train_transform(cfg.imgsz, cfg.seed, soft_targets=not cfg.online)
+    transform = train_transform(cfg.imgsz, cfg.seed, soft_targets=not cfg.online, photometric=cfg.photometric)
     if cfg.online:
         if cfg.unlabelled:
             raise ConfigError("unlabelled=true trains on cached soft labels: give soft_labels (offline) too")

@@ -116,8 +116,8 @@ class SegmentTask(Task):
             setup = prepare_distillation(cfg, data.train, data.source.root, resolved)
         else:
             module = SegmentModule(cfg.model, cfg.model_kwargs(), resolved, pretrained=cfg.pretrained)
-            train_set = SegmentationDataset(data.train, train_transform(cfg.imgsz, cfg.seed), cfg.cache,
-                                            cfg.mask_dilate)
+            augment = train_transform(cfg.imgsz, cfg.seed, photometric=cfg.photometric)
+            train_set = SegmentationDataset(data.train, augment, cfg.cache, cfg.mask_dilate)
             setup = TrainSetup(module, train_set)
         data.facts["train_images"] = len(setup.train_set)
         return setup

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from defectkd.core.runs import resolve_weights
+from defectkd.engine.layout import nhwc_model
 from defectkd.models.loading import load_checkpoint_model
 from defectkd.tasks.segment.dataset import SegmentationDataset, labelled_split
 from defectkd.tasks.segment.metrics import SegmentationMetrics
@@ -70,7 +71,7 @@ SHIFTS: dict[str, Shift] = {
 @torch.no_grad()
 def evaluate(weights: list[Path], samples: list, shifts: list[str]) -> list[dict]:
     """Per model and shift: F1 at the stored threshold, ODS F1 and threshold, recall by crack width."""
-    loaded = [load_checkpoint_model(w) for w in weights]
+    loaded = [(nhwc_model(model.eval()), hp) for model, hp in map(load_checkpoint_model, weights)]
     thresholds = [float(hp.get("config", {}).get("threshold", 0.5)) for _, hp in loaded]
     meters = [{s: SegmentationMetrics(threshold=t, tolerant=True) for s in shifts} for t in thresholds]
     dataset = SegmentationDataset(samples, transform=None, cache=False)
@@ -80,7 +81,7 @@ def evaluate(weights: list[Path], samples: list, shifts: list[str]) -> list[dict
             seen, truth = SHIFTS[name](image, mask)
             truth_t = torch.from_numpy((truth > 0).astype(np.float32))
             for (model, _), per_shift in zip(loaded, meters, strict=True):
-                per_shift[name].update(image_probability(model.eval(), seen), truth_t)
+                per_shift[name].update(image_probability(model, seen), truth_t)
     rows = []
     for label, t, per_shift in zip(weights_labels(weights), thresholds, meters, strict=True):
         for name, meter in per_shift.items():

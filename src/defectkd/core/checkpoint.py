@@ -21,9 +21,9 @@ def safe_load(path: str | Path, mmap: bool = False) -> Any:
     """torch.load restricted to tensors and plain containers; clear one-line errors otherwise. `mmap`: tensors stay
     in the file until touched (reading the model out of a training checkpoint leaves the optimiser state on disk);
     only for a file nothing rewrites while its tensors are in use."""
-    from defectkd.core.zoo import zoo_file
+    from defectkd.core.zoo import weights_path
 
-    path = zoo_file(path) or Path(path)
+    path = weights_path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
     if path.stat().st_size == 0:
@@ -99,10 +99,10 @@ def read_checkpoint(path: str | Path) -> dict:
 def weights_facts(path: str | Path) -> tuple[str | None, str | None]:
     """(task recorded in the file, model name) of a checkpoint or deploy file, read cheaply (tensors
     memory-mapped, not loaded); (None, None) when the file cannot be read this way (the loaders then say why)."""
-    from defectkd.core.zoo import zoo_file
+    from defectkd.core.zoo import weights_path
 
     try:
-        ckpt = torch.load(zoo_file(path) or Path(path), map_location="cpu", weights_only=True, mmap=True)
+        ckpt = torch.load(weights_path(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # any unreadable file: left to safe_load's one-line errors
         return None, None
     if not isinstance(ckpt, dict):

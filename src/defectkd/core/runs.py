@@ -39,9 +39,9 @@ def resolve_run(path: str | Path) -> tuple[Path, Path]:
 def resolve_weights(path: str | Path) -> Path:
     """A weights file from a run folder (weights/best.pt, else last.pt), a file path or a zoo name (core/zoo)."""
     from defectkd.core.errors import WeightsError
-    from defectkd.core.zoo import zoo_file
+    from defectkd.core.zoo import weights_path
 
-    path = zoo_file(path) or Path(path)
+    path = weights_path(path)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
             if (path / "weights" / name).is_file():

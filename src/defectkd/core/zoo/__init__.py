@@ -31,6 +31,11 @@ def zoo_file(name: str | Path) -> Path | None:
     return None
 
 
+def weights_path(name: str | Path) -> Path:
+    """The file a weights argument names: a zoo entry's deploy file, or the path as given."""
+    return zoo_file(name) or Path(name)
+
+
 def is_zoo_file(path: str | Path) -> bool:
     """Is `path` one of the zoo's own files (outputs next to it would land inside the installed package)?"""
     try:

@@ -25,11 +25,10 @@ import numpy as np
 import torch
 
 from defectkd.core.runs import resolve_weights
-from defectkd.engine.layout import nhwc_model
-from defectkd.models.loading import load_checkpoint_model
 from defectkd.tasks.segment.dataset import SegmentationDataset, labelled_split
 from defectkd.tasks.segment.metrics import SegmentationMetrics
-from defectkd.tasks.segment.robustness import image_probability, weights_labels
+from defectkd.tasks.segment.robustness import weights_labels
+from defectkd.tasks.segment.runtime import TorchSegmenter
 
 Shift = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -68,25 +67,25 @@ SHIFTS: dict[str, Shift] = {
 }
 
 
-@torch.no_grad()
 def evaluate(weights: list[Path], samples: list, shifts: list[str]) -> list[dict]:
-    """Per model and shift: F1 at the stored threshold, ODS F1 and threshold, recall by crack width."""
-    loaded = [(nhwc_model(model.eval()), hp) for model, hp in map(load_checkpoint_model, weights)]
-    thresholds = [float(hp.get("config", {}).get("threshold", 0.5)) for _, hp in loaded]
-    meters = [{s: SegmentationMetrics(threshold=t, tolerant=True) for s in shifts} for t in thresholds]
+    """Per model and shift: F1 at the stored threshold, ODS F1 and threshold, recall by crack width. Each model runs
+    as `predict` runs a .pt file (`TorchSegmenter`: its stored threshold, full-size eager inference)."""
+    runtimes = [TorchSegmenter(w) for w in weights]
+    meters = [{s: SegmentationMetrics(threshold=r.threshold, tolerant=True) for s in shifts} for r in runtimes]
     dataset = SegmentationDataset(samples, transform=None, cache=False)
     for i in range(len(samples)):
         image, mask = dataset.load(i)
         for name in shifts:
             seen, truth = SHIFTS[name](image, mask)
             truth_t = torch.from_numpy((truth > 0).astype(np.float32))
-            for (model, _), per_shift in zip(loaded, meters, strict=True):
-                per_shift[name].update(image_probability(model, seen), truth_t)
+            for runtime, per_shift in zip(runtimes, meters, strict=True):
+                per_shift[name].update(torch.from_numpy(runtime.segment(seen)[0]), truth_t)
     rows = []
-    for label, t, per_shift in zip(weights_labels(weights), thresholds, meters, strict=True):
+    for label, runtime, per_shift in zip(weights_labels(weights), runtimes, meters, strict=True):
         for name, meter in per_shift.items():
             m = meter.compute()
-            rows.append({"model": label, "shift": name, "threshold": t, "f1": m["f1"], "recall": m["recall"],
+            rows.append({"model": label, "shift": name, "threshold": runtime.threshold, "f1": m["f1"],
+                         "recall": m["recall"],
                          "ods_f1": m["ods_f1"], "ods_threshold": m["ods_threshold"],
                          "recall_by_width": m.get("recall_by_width", {})})
     return rows

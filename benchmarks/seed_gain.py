@@ -26,14 +26,10 @@ from defectkd.core.runs import resolve_weights
 from defectkd.models.loading import load_checkpoint_model
 from defectkd.tasks import task_of_weights
 
-_SCORED: dict[Path, np.ndarray] = {}
-
 
 def _rows(task, weights: Path, samples: list, cache: Path) -> np.ndarray:
-    """A weights file's per-image rows, scored once per invocation; plain arrays (segmentation, classification) are
-    also kept on disk. Detection rows carry their match sets (tasks/detect/compare.py) and stay in memory."""
-    if weights.resolve() in _SCORED:
-        return _SCORED[weights.resolve()]
+    """A weights file's per-image rows; plain arrays (segmentation, classification) are kept on disk too. Detection
+    rows carry their match sets (tasks/detect/compare.py) and stay in memory."""
     key = hashlib.sha256(f"{weights.resolve()}:{weights.stat().st_mtime_ns}:{len(samples)}".encode()).hexdigest()[:16]
     file = cache / f"{key}.npy"
     if file.is_file():
@@ -43,7 +39,6 @@ def _rows(task, weights: Path, samples: list, cache: Path) -> np.ndarray:
         rows = rows if isinstance(rows, np.ndarray) else np.asarray(rows)
         if type(rows) is np.ndarray:
             np.save(file, rows)
-    _SCORED[weights.resolve()] = rows
     return rows
 
 
@@ -62,11 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [tuple(resolve_weights(p) for p in pair.split(",")) for pair in args.pair]
     task = task_of_weights(pairs[0][0])
     samples = task.eval_images(load_checkpoint_model(pairs[0][0])[1], args.data, args.split).samples
-    rows = [(_rows(task, a, samples, cache), _rows(task, b, samples, cache)) for a, b in pairs]
+    scored = {w: _rows(task, w, samples, cache) for w in dict.fromkeys(w for pair in pairs for w in pair)}  # once each
+    rows = [(scored[a], scored[b]) for a, b in pairs]
     idx = np.random.default_rng(0).integers(0, len(samples), (args.resamples, len(samples)))
     per_seed = [float(task.rows_metric(a) - task.rows_metric(b)) for a, b in rows]
-    diffs = np.mean([np.asarray(task.rows_metric(a[idx])) - np.asarray(task.rows_metric(b[idx])) for a, b in rows],
-                    axis=0)
+    diffs = np.mean([task.rows_metric(a[idx]) - task.rows_metric(b[idx]) for a, b in rows], axis=0)
     low, high = (float(v) for v in np.percentile(diffs, [2.5, 97.5]))
     mean = float(np.mean(per_seed))
     verdict = "within noise" if low <= 0 <= high else ("better" if low > 0 else "worse")

@@ -37,9 +37,8 @@ def weights_labels(paths: Sequence[str | Path]) -> list[str]:
     return labels
 
 
-def image_probability(model: torch.nn.Module, image: np.ndarray) -> torch.Tensor:
-    """Crack probability (H, W) of one RGB uint8 image; the same tensor path as `evaluate_model`, so clean scores
-    equal `val`."""
+def _probability(model: torch.nn.Module, image: np.ndarray) -> torch.Tensor:
+    """Crack probability (H, W); the same tensor path as `evaluate_model`, so clean scores equal `val`."""
     x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
     return crack_probability(model(nhwc(x[None])).float())[0]
 
@@ -62,7 +61,7 @@ def evaluate_robustness(models: Sequence[torch.nn.Module], thresholds: Sequence[
             seen = image if name == CLEAN else corrupt(image, name, severity,
                                                        corruption_seed(seed, sample.image.stem, name, severity))
             for m, model in enumerate(models):
-                meters[m][k].update(image_probability(model, seen), truth)
+                meters[m][k].update(_probability(model, seen), truth)
         if progress:
             progress()
     results = []

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from defectkd.core.tensors import image_tensor
+
 
 class NoisyStudentDataset(Dataset):
     """Wraps a distillation training set; each item gains extras["student_image"], corrupted with
@@ -39,5 +41,5 @@ class NoisyStudentDataset(Dataset):
         image = np.ascontiguousarray((x * 255).round().to(torch.uint8).permute(1, 2, 0).numpy())
         noisy = self.noise_mix(image)
         extras = dict(item[3]) if len(item) > 3 else {}
-        extras["student_image"] = torch.from_numpy(np.ascontiguousarray(noisy.transpose(2, 0, 1))).float().div_(255)
+        extras["student_image"] = image_tensor(noisy)
         return (*item[:3], extras)

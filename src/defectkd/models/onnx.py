@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from defectkd.core.errors import ExportError
+from defectkd.core.tensors import image_tensor
 
 PARITY_TOLERANCE = 1e-4
 
@@ -64,7 +65,7 @@ def export_dense(model: torch.nn.Module, hp: dict, out: Path, imgsz: int, dynami
     save_checked(proto, {k: v for k, v in full.items() if v is not None}, out)
 
     rgb, source = parity
-    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255)[None]
+    x = image_tensor(rgb)[None]
     with torch.no_grad():
         reference = model(x).numpy()
     session = ort_session(out)

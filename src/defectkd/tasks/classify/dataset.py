@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
+from defectkd.core.tensors import image_tensor
 from defectkd.data.corruptions import brightness_contrast
 from defectkd.data.io import read_image
 from defectkd.deploy.classify import resize_square
@@ -75,5 +76,5 @@ class ClassifyDataset(Dataset):
         image = self.load(i)
         if self.transform is not None:
             image = self.transform(image=image)["image"]
-        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
+        x = image_tensor(image)
         return x, torch.tensor(self.samples[i].label, dtype=torch.long), i

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from defectkd.core.errors import DataError
+from defectkd.core.tensors import image_tensor
 from defectkd.deploy.classify import resize_square
 from defectkd.models.loading import load_checkpoint_model
 from defectkd.tasks.classify.data import ClassifySource, ClassSample
@@ -75,7 +76,7 @@ class TorchClassifier:
     def classify(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         t0 = time.perf_counter()
         img = resize_square(rgb, self.imgsz)
-        x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255)[None]
+        x = image_tensor(img)[None]
         t1 = time.perf_counter()
         logits = self.model(x)
         t2 = time.perf_counter()

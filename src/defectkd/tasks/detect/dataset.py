@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from defectkd.core.tensors import image_tensor
 from defectkd.data.io import read_image
 from defectkd.tasks.detect.data import DetectSample
 
@@ -64,7 +65,7 @@ class DetectDataset(Dataset):
         boxes = np.asarray(s.boxes, np.float32).reshape(-1, 4)
         if self.transform is not None:
             image, boxes = self.transform(image, boxes)
-        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
+        x = image_tensor(image)
         target = {"boxes": torch.from_numpy(boxes), "labels": torch.as_tensor(s.labels, dtype=torch.int64)}
         return x, target, i
 

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import torch
 
+from defectkd.core.tensors import image_tensor
 from defectkd.deploy.detect import draw_detections
 from defectkd.models.loading import load_checkpoint_model
 from defectkd.tasks.detect.data import DetectSample
@@ -72,7 +73,7 @@ class TorchDetector:
     @torch.no_grad()
     def detect(self, rgb: np.ndarray, threshold: float | None = None) -> tuple[dict[str, np.ndarray], dict]:
         t0 = time.perf_counter()
-        x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255)
+        x = image_tensor(rgb)
         self.model.net.score_thresh = self.threshold if threshold is None else threshold
         t1 = time.perf_counter()
         out = self.model([x])[0]

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from defectkd.core.errors import ConfigError, DataError
+from defectkd.core.tensors import image_tensor
 from defectkd.data.corruptions import brightness_contrast
 from defectkd.data.io import read_image, read_mask
 from defectkd.data.layouts import Sample, SegmentationSource, discover, no_masks_message
@@ -178,7 +179,7 @@ class SegmentationDataset(Dataset):
         if self.transform is not None:
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
-        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
+        x = image_tensor(image)
         y = torch.from_numpy(np.ascontiguousarray(mask)).float()
         return x, y, i
 

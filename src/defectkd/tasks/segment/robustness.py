@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from defectkd.core.tensors import image_tensor
 from defectkd.data.corruptions import corrupt, corruption_seed
 from defectkd.data.layouts import Sample
 from defectkd.engine.layout import nhwc, nhwc_model
@@ -39,7 +40,7 @@ def weights_labels(paths: Sequence[str | Path]) -> list[str]:
 
 def _probability(model: torch.nn.Module, image: np.ndarray) -> torch.Tensor:
     """Crack probability (H, W); the same tensor path as `evaluate_model`, so clean scores equal `val`."""
-    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
+    x = image_tensor(image)
     return crack_probability(model(nhwc(x[None])).float())[0]
 
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import torch
 
+from defectkd.core.tensors import image_tensor
 from defectkd.engine.layout import nhwc, nhwc_model
 from defectkd.models import crack_probability
 from defectkd.models.loading import load_checkpoint_model
@@ -31,7 +32,7 @@ class TorchSegmenter:
         h, w = rgb.shape[:2]
         if self.imgsz and (h, w) != (self.imgsz, self.imgsz):
             rgb = cv2.resize(rgb, (self.imgsz, self.imgsz), interpolation=cv2.INTER_LINEAR)
-        x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255)[None]
+        x = image_tensor(rgb)[None]
         t1 = time.perf_counter()
         logits = self.model(nhwc(x))
         t2 = time.perf_counter()

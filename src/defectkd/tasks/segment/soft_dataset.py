@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from defectkd.core.tensors import image_tensor
 from defectkd.tasks.segment.dataset import SegmentationDataset
 from defectkd.tasks.segment.soft_labels import SoftLabelCache
 
@@ -40,7 +41,7 @@ class SoftLabelDataset(SegmentationDataset):
         if self.transform is not None:
             out = self.transform(image=image, mask=mask, soft=soft)
             image, mask, soft = out["image"], out["mask"], out["soft"]
-        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
+        x = image_tensor(image)
         y = torch.from_numpy(np.ascontiguousarray(mask)).float()
         s = torch.from_numpy(np.ascontiguousarray(np.asarray(soft).transpose(2, 0, 1))).float()
         c = self.soft_cache.classes

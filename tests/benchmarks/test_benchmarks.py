@@ -300,3 +300,30 @@ def test_cross_source_shifts_and_rows(tmp_path, tiny_seg, tiny_weights, capsys):
     assert [r["shift"] for r in rows] == ["half-scale", "grey"] and all(r["threshold"] == 0.5 for r in rows)
     assert all(r["f1"] <= r["ods_f1"] + 1e-9 for r in rows)
     assert "mean of 2 shifts" in capsys.readouterr().out
+
+
+def test_zoo_pack_halves_the_file_drops_the_data_path_and_keeps_the_outputs(tmp_path, tiny_weights, capsys):
+    import torch
+
+    from defectkd.models.loading import load_checkpoint_model
+
+    deploy = torch.load(tiny_weights, weights_only=True)
+    src = tmp_path / "deploy.pt"
+    torch.save({**deploy, "data": "/home/someone/deepcrack"}, src)
+    _load("zoo_pack").main([str(src), "--name", "packed", "--half", "--out-dir", str(tmp_path)])
+    packed = tmp_path / "packed.pt"
+    assert "packed.pt" in capsys.readouterr().out
+    stored = torch.load(packed, weights_only=True)
+    assert "data" not in stored and stored["threshold"] == 0.5
+    assert all(v.dtype != torch.float32 for v in stored["state_dict"].values())
+    assert packed.stat().st_size < 0.6 * tiny_weights.stat().st_size
+    full, _ = load_checkpoint_model(tiny_weights)
+    half, _ = load_checkpoint_model(packed)
+    assert next(half.parameters()).dtype == torch.float32
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = full(x), half(x)
+    assert not torch.equal(a, b) and torch.allclose(a, b, atol=1e-2 * a.abs().max().item())
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(SystemExit, match="not a deploy file"):
+        _load("zoo_pack").main([str(tmp_path / "other.pt"), "--name", "x", "--out-dir", str(tmp_path)])

@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import CSVLogger
 from defectkd.core.device import pick_accelerator, pick_precision
 from defectkd.engine.callbacks import StepProgress
 from defectkd.engine.ddp import ShardRecord
+from defectkd.engine.ema import EMA
 from defectkd.engine.epoch_seed import EpochSeed, epoch_seeded_loader
 from defectkd.engine.guards import CollapseGuard, check_teacher
 
@@ -39,6 +40,8 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
     interactive = sys.stderr.isatty()  # logs and CI get the epoch lines only, not redrawn bars
     callbacks: list[L.Callback] = [best, last, summary, ShardRecord(run_dir), EpochSeed(cfg.seed), *(extra or [])]
     callbacks.append(RichProgressBar(leave=False) if interactive else StepProgress())
+    if getattr(cfg, "ema", 0.0) > 0:
+        callbacks.append(EMA(cfg.ema))
     if cfg.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience))
     precision = pick_precision(cfg.precision, accelerator, getattr(module.model, "autocast_ok", True))

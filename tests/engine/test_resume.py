@@ -8,13 +8,14 @@ import torch
 pytestmark = pytest.mark.slow
 
 
-def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, tiny_seg, monkeypatch):
+@pytest.mark.parametrize("extra", [[], ["ema=0.9"]], ids=["raw", "ema"])
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, tiny_seg, monkeypatch, extra):
     from defectkd import api
     from defectkd.engine import callbacks
 
     common = {"data": str(tiny_seg), "model": "mcff-edge-n", "epochs": 3, "imgsz": 48, "batch": 4,
               "project": str(tmp_path)}
-    api.train("segment", name="whole", overrides=["workers=0"], **common)
+    api.train("segment", name="whole", overrides=["workers=0", *extra], **common)
 
     original = callbacks.EpochSummary.on_train_epoch_start
 
@@ -25,17 +26,20 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, tiny_seg,
 
     monkeypatch.setattr(callbacks.EpochSummary, "on_train_epoch_start", power_cut)
     with pytest.raises(RuntimeError, match="power cut"):
-        api.train("segment", name="cut", overrides=["workers=0"], **common)
+        api.train("segment", name="cut", overrides=["workers=0", *extra], **common)
     monkeypatch.undo()
     cut = tmp_path / "segment" / "cut"
     assert torch.load(cut / "weights" / "last.pt", weights_only=False)["epoch"] == 1  # two epochs were done
     api.train("segment", resume=cut)
 
-    whole = torch.load(tmp_path / "segment" / "whole" / "weights" / "last.pt", weights_only=False)["state_dict"]
-    resumed = torch.load(cut / "weights" / "last.pt", weights_only=False)["state_dict"]
-    assert whole.keys() == resumed.keys()
-    for key, value in whole.items():
-        if value.is_floating_point():
-            torch.testing.assert_close(resumed[key], value, atol=1e-5, rtol=1e-4, msg=key)
+    whole = torch.load(tmp_path / "segment" / "whole" / "weights" / "last.pt", weights_only=False)
+    resumed = torch.load(cut / "weights" / "last.pt", weights_only=False)
+    parts = ["state_dict", "current_model_state"] if extra else ["state_dict"]  # with EMA: the average and the raw
+    for part in parts:
+        assert whole[part].keys() == resumed[part].keys()
+        for key, value in whole[part].items():
+            if value.is_floating_point():
+                torch.testing.assert_close(resumed[part][key], value, atol=1e-5, rtol=1e-4, msg=key)
+    assert whole.get("ema") == resumed.get("ema")
     rows = [(tmp_path / "segment" / run / "metrics.csv").read_text().splitlines() for run in ("whole", "cut")]
     assert len(rows[1]) == 4 and rows[0][3].split(",")[7] == rows[1][3].split(",")[7]  # epoch 3 val F1 agrees

@@ -60,7 +60,7 @@ class RunConfig(ScaleOut):
     weight_decay: float = Field(1e-4, ge=0, description="AdamW/RMSprop weight decay")
     patience: int = Field(20, ge=0, description="early-stopping patience in epochs (0: off)")
     ema: float = Field(0.0, ge=0, lt=1, description=(
-        "decay of an exponential moving average of the weights, validated and saved instead of the raw weights "
+        "decay of an exponential moving average of the student's weights, validated and saved instead of the raw ones "
         "(0: off; e.g. 0.99)"))
     val_fraction: float = Field(
         0.1, gt=0, lt=1, description="share of training images held out for validation when there is no val split")

@@ -41,5 +41,12 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, tiny_seg,
             if value.is_floating_point():
                 torch.testing.assert_close(resumed[part][key], value, atol=1e-5, rtol=1e-4, msg=key)
     assert whole.get("ema") == resumed.get("ema")
+    if extra:  # switching the average off on resume would continue from it: refused, the run left as it was
+        from defectkd.core.errors import ConfigError
+
+        before = (cut / "weights" / "last.pt").read_bytes()
+        with pytest.raises(ConfigError, match="ema=0"):
+            api.train("segment", resume=cut, overrides=["ema=0", "epochs=4"])
+        assert (cut / "weights" / "last.pt").read_bytes() == before
     rows = [(tmp_path / "segment" / run / "metrics.csv").read_text().splitlines() for run in ("whole", "cut")]
     assert len(rows[1]) == 4 and rows[0][3].split(",")[7] == rows[1][3].split(",")[7]  # epoch 3 val F1 agrees

@@ -103,7 +103,8 @@ def quiet_lightning() -> None:
 
 def start_run(cfg, task, resume: Path | None) -> str:
     """What every run checks before touching disk: the device exists, the model is of this task, a resume file
-    holds no pickled code; then the seed is set. Returns the accelerator."""
+    holds no pickled code (and EMA is not switched off on a run that has it); then the seed is set. Returns the
+    accelerator."""
     from defectkd.core.checkpoint import safe_load
     from defectkd.core.errors import ConfigError
     from defectkd.models import list_models, model_spec
@@ -115,8 +116,10 @@ def start_run(cfg, task, resume: Path | None) -> str:
     if other != task.name:
         raise ConfigError(f"model {cfg.model!r} is a {other} model; {task.label} models: "
                           f"{', '.join(list_models(task.name))} (or: defectkd train {other})")
-    if resume is not None:
-        safe_load(resume)  # refuse pickled code before the run is touched or Lightning reads the file
+    if resume is not None:  # refuse pickled code before the run is touched or Lightning reads the file
+        if "current_model_state" in safe_load(resume, mmap=True) and not getattr(cfg, "ema", 0.0):
+            raise ConfigError(f"{resume}: this run keeps an average of its weights (ema); resuming it with ema=0 "
+                              "would go on from the average instead of the weights it trained: leave ema as it was")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     return accelerator
 

@@ -116,9 +116,9 @@ def start_run(cfg, task, resume: Path | None) -> str:
     if other != task.name:
         raise ConfigError(f"model {cfg.model!r} is a {other} model; {task.label} models: "
                           f"{', '.join(list_models(task.name))} (or: defectkd train {other})")
-    if resume is not None:  # refuse pickled code before the run is touched or Lightning reads the file
-        if "current_model_state" in safe_load(resume, mmap=True) and not getattr(cfg, "ema", 0.0):
-            raise ConfigError(f"{resume}: this run keeps an average of its weights (ema); resuming it with ema=0 "
+    saved = safe_load(resume, mmap=True) if resume is not None else {}  # pickled code refused before Lightning reads
+    if "current_model_state" in saved and not getattr(cfg, "ema", 0.0):
+        raise ConfigError(f"{resume}: this run keeps an average of its weights (ema); resuming it with ema=0 "
                               "would go on from the average instead of the weights it trained: leave ema as it was")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     return accelerator

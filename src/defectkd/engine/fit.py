@@ -119,7 +119,7 @@ def start_run(cfg, task, resume: Path | None) -> str:
     saved = safe_load(resume, mmap=True) if resume is not None else {}  # pickled code refused before Lightning reads
     if "current_model_state" in saved and not getattr(cfg, "ema", 0.0):
         raise ConfigError(f"{resume}: this run keeps an average of its weights (ema); resuming it with ema=0 "
-                              "would go on from the average instead of the weights it trained: leave ema as it was")
+                          "would go on from the average instead of the weights it trained: leave ema as it was")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     return accelerator
 

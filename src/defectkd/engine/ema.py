@@ -85,7 +85,7 @@ class EMA(L.Callback):
             return
         state = checkpoint["state_dict"]
         checkpoint["current_model_state"] = {k: v for k, v in state.items() if k.startswith("model.")}
-        state.update({f"model.{k}": v.detach().clone() for k, v in self.average.module.state_dict().items()})
+        state.update({f"model.{k}": v for k, v in self.average.module.state_dict().items()})
         checkpoint["ema"] = {"decay": self.decay, "updates": int(self.average.n_averaged)}
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:

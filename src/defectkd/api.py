@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from defectkd.core.config import build_config, load_yaml
+from defectkd.core.config import build_config, check_resume, load_yaml
 from defectkd.core.errors import ConfigError, DataError
 from defectkd.tasks import TASKS, get_task, task_of, task_of_weights
 
@@ -59,9 +59,9 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
     if resume is not None:
         run_dir, last = resolve_run(resume)
         saved = load_yaml(run_dir / "config.yaml")
-        saved.update({k: v for k, v in options.items() if v is not None})
         plugin = get_task(saved.get("task", "segment"), "resume")
-        cfg = build_config(plugin.saved_schema(saved), None, saved, overrides)
+        cfg = build_config(plugin.saved_schema(saved), None, {**saved, **options}, overrides)
+        check_resume(saved, cfg, run_dir / "config.yaml")  # more epochs or another device, never another recipe
         return run(plugin, cfg, resume=last, run_dir=run_dir)
     cfg = build_config(plugin.train_config(), config, options, overrides)
     _fits(plugin, cfg.data, "train", cfg.model)

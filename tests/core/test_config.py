@@ -77,3 +77,42 @@ def test_yaml_reads_on_and_no_as_words_like_yaml_1_2(tmp_path):
     assert load_yaml(f) == {"losses": [{"method": "mgd", "on": "features", "weight": 1.0}], "channels_last": False,
                             "name": "no"}
     assert parse_overrides(["cache=true", "name=off", "lr=0.01"]) == {"cache": True, "name": "off", "lr": 0.01}
+
+
+def _saved_run(tmp_path):
+    """A run folder as `resolve_run` finds it: config.yaml as the engine writes it, and a last.pt."""
+    import yaml
+
+    run = tmp_path / "runs" / "segment" / "r"
+    (run / "weights").mkdir(parents=True)
+    (run / "weights" / "last.pt").write_bytes(b"not read before the recipe check")
+    saved = build_config(SegmentTrainConfig, None, {"data": "d", "model": "mcff-edge-n", "epochs": 3, "ema": 0.9})
+    (run / "config.yaml").write_text(yaml.safe_dump(saved.model_dump(), sort_keys=False))
+    return run
+
+
+@pytest.mark.parametrize(("options", "overrides", "key"), [
+    ({"model": "mcff-l"}, [], "model"), ({}, ["ema=0"], "ema"), ({"imgsz": 128}, [], "imgsz"),
+    ({}, ["lr=0.01"], "lr"), ({"name": "other"}, [], "name")])
+def test_resume_refuses_another_recipe_and_leaves_the_run_alone(tmp_path, options, overrides, key):
+    from defectkd import api
+
+    run = _saved_run(tmp_path)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=rf"config\.yaml: {key} is .* in this run; resuming with {key}="):
+        api.train("segment", resume=run, overrides=overrides, **options)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_resume_may_train_longer_elsewhere(tmp_path):
+    from defectkd.core.config import check_resume, load_yaml
+
+    run = _saved_run(tmp_path)
+    saved = load_yaml(run / "config.yaml")
+    same = build_config(SegmentTrainConfig, None, saved)
+    longer = build_config(SegmentTrainConfig, None, saved, ["epochs=10", "time_limit=30", "workers=0", "device=cpu",
+                                                             "precision=32", "patience=0"])
+    check_resume(saved, same, "c.yaml")
+    check_resume(saved, longer, "c.yaml")  # how long and where: allowed
+    with pytest.raises(ConfigError, match="seed is 0"):
+        check_resume(saved, build_config(SegmentTrainConfig, None, saved, ["seed=1"]), "c.yaml")

@@ -141,3 +141,20 @@ def build_config(schema: type[BaseModel], file: str | Path | None = None, option
     except ValidationError as exc:
         key = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
         raise ConfigError(_describe(exc, sources.get(key, "config"))) from None
+
+
+# What a resumed run may change: how long and where it trains, not what it trains (its checkpoint, optimizer and
+# schedule were made for the saved recipe, and its results must say which recipe produced them).
+RESUMABLE = frozenset({"epochs", "time_limit", "patience", "workers", "cache", "device", "devices", "num_nodes",
+                       "strategy", "precision"})
+
+
+def check_resume(saved: dict[str, Any], cfg: BaseModel, run_config: str | Path) -> None:
+    """Refuse a resume whose options change the run's recipe, naming the first changed key and both values.
+    Keys the run's config.yaml does not hold (fields added since it was written) are not compared."""
+    new = read_yaml(yaml.safe_dump(cfg.model_dump(), sort_keys=False))  # compared as config.yaml stores them
+    for key, value in new.items():
+        if key in saved and key not in RESUMABLE and saved[key] != value:
+            raise ConfigError(f"{run_config}: {key} is {saved[key]!r} in this run; resuming with {key}={value!r} "
+                              f"would change its recipe (a resume may change only {', '.join(sorted(RESUMABLE))}): "
+                              "start a new run instead")

@@ -103,8 +103,8 @@ def quiet_lightning() -> None:
 
 def start_run(cfg, task, resume: Path | None) -> str:
     """What every run checks before touching disk: the device exists, the model is of this task, a resume file
-    holds no pickled code (and EMA is not switched off on a run that has it); then the seed is set. Returns the
-    accelerator."""
+    holds no pickled code (api.train has checked that a resume keeps the run's recipe); then the seed is set.
+    Returns the accelerator."""
     from defectkd.core.checkpoint import safe_load
     from defectkd.core.errors import ConfigError
     from defectkd.models import list_models, model_spec
@@ -116,10 +116,8 @@ def start_run(cfg, task, resume: Path | None) -> str:
     if other != task.name:
         raise ConfigError(f"model {cfg.model!r} is a {other} model; {task.label} models: "
                           f"{', '.join(list_models(task.name))} (or: defectkd train {other})")
-    saved = safe_load(resume, mmap=True) if resume is not None else {}  # pickled code refused before Lightning reads
-    if "current_model_state" in saved and not getattr(cfg, "ema", 0.0):
-        raise ConfigError(f"{resume}: this run keeps an average of its weights (ema); resuming it with ema=0 "
-                          "would go on from the average instead of the weights it trained: leave ema as it was")
+    if resume is not None:
+        safe_load(resume, mmap=True)  # pickled code refused before Lightning reads the file
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     return accelerator
 

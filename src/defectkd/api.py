@@ -60,8 +60,7 @@ def train(task: str = "segment", config: str | Path | None = None, overrides: li
         run_dir, last = resolve_run(resume)
         saved = load_yaml(run_dir / "config.yaml")
         plugin = get_task(saved.get("task", "segment"), "resume")
-        given = {k: v for k, v in options.items() if v is not None}  # CLI options not given are None
-        cfg = build_config(plugin.saved_schema(saved), None, {**saved, **given}, overrides)
+        cfg = build_config(plugin.saved_schema(saved), run_dir / "config.yaml", options, overrides)  # file < options
         check_resume(saved, cfg, run_dir / "config.yaml")  # more epochs or another device, never another recipe
         return run(plugin, cfg, resume=last, run_dir=run_dir)
     cfg = build_config(plugin.train_config(), config, options, overrides)

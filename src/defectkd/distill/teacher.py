@@ -2,6 +2,8 @@
 
 An ensemble is what Hinton et al. distilled in the first place: several models agree better than
 any one, and a single small student can learn their average. `--teacher a.pt,b.pt,c.pt` makes one.
+Mirror views (test-time augmentation) make a teacher stronger the same way at no training cost: each member also
+sees the image flipped, and its answer is flipped back before the average (`teacher_tta`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ class EnsembleTeacher(nn.Module):
 
     main_head = "out"
 
-    def __init__(self, members: list[nn.Module]) -> None:
+    def __init__(self, members: list[nn.Module], tta: str = "none") -> None:
         super().__init__()
+        if tta not in TTA_VIEWS:
+            raise ValueError(f"teacher_tta must be one of {', '.join(TTA_VIEWS)}, got {tta!r}")
         self.members = nn.ModuleList(members)
+        self.views = TTA_VIEWS[tta]
         self.classes = 2 if any(getattr(m, "classes", 2) != 1 for m in members) else 1
         first = getattr(members[0], "feature_layer", None)  # feature distillation taps the first member
         self.feature_layer = f"members.0.{first}" if first else None
@@ -31,10 +36,12 @@ class EnsembleTeacher(nn.Module):
     def forward_heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         probs = []
         for m in self.members:
-            z = m(x).float()
-            if z.shape[1] == 1 and self.classes == 2:
-                z = torch.cat([torch.zeros_like(z), z], dim=1)
-            probs.append(torch.sigmoid(z) if self.classes == 1 else torch.softmax(z, dim=1))
+            for dims in self.views:  # the plain view last, so a feature tap on a member keeps its features
+                z = m(x.flip(dims) if dims else x).float()
+                z = z.flip(dims) if dims else z
+                if z.shape[1] == 1 and self.classes == 2:
+                    z = torch.cat([torch.zeros_like(z), z], dim=1)
+                probs.append(torch.sigmoid(z) if self.classes == 1 else torch.softmax(z, dim=1))
         mean = torch.stack(probs).mean(0).clamp_min(1e-7)
         if self.classes == 1:  # a logit whose sigmoid is the mean probability
             return {"out": mean.log() - (1 - mean).clamp_min(1e-7).log()}
@@ -44,19 +51,29 @@ class EnsembleTeacher(nn.Module):
         return self.forward_heads(x)["out"]
 
 
+# Image axes each view flips, the plain view (no flip) last: horizontal mirror, or all four flips of both axes
+# (cracks have no up or down).
+TTA_VIEWS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "none": ((),),
+    "hflip": ((-1,), ()),
+    "flips": ((-1,), (-2,), (-2, -1), ()),
+}
+
+
 def teacher_files(spec: str | Path) -> list[Path]:
     """Weights files of a teacher spec: a run folder or file, or several joined by commas."""
     return [resolve_weights(part.strip()) for part in str(spec).split(",") if part.strip()]
 
 
-def load_teacher(spec: str | Path) -> tuple[nn.Module, str]:
-    """(teacher in eval mode, a short name such as 'unet-r50' or 'ensemble(unet-r50, mcff-l)')."""
+def load_teacher(spec: str | Path, tta: str = "none") -> tuple[nn.Module, str]:
+    """(teacher in eval mode, a short name such as 'unet-r50', 'ensemble(unet-r50, mcff-l)' or
+    'unet-r50 +hflip'). One model without mirror views is returned as it is (all its heads can teach)."""
     loaded = [load_checkpoint_model(f) for f in teacher_files(spec)]
-    if len(loaded) == 1:
-        model, hp = loaded[0]
-        return model, hp["model_name"]
     names = ", ".join(hp["model_name"] for _, hp in loaded)
-    return EnsembleTeacher([m for m, _ in loaded]).eval(), f"ensemble({names})"
+    if len(loaded) == 1 and tta == "none":
+        return loaded[0][0], names
+    name = names if len(loaded) == 1 else f"ensemble({names})"
+    return EnsembleTeacher([m for m, _ in loaded], tta).eval(), name + ("" if tta == "none" else f" +{tta}")
 
 
 def join_files(files: list[Path]) -> str:

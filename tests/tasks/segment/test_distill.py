@@ -34,6 +34,18 @@ def test_online_distillation_run_has_student_only_weights_and_teacher_comparison
     assert set(model.state_dict()) == set(student.state_dict())
 
 
+def test_teacher_with_mirror_views_teaches_and_is_scored_as_it_taught(tmp_path, tiny_seg, tiny_weights, cli):
+    r = cli("distill", "segment", "--teacher", tiny_weights, "--student", "mcff-edge-n", "--data", tiny_seg,
+            "teacher_tta=hflip", "balance_steps=2", *TINY, f"project={tmp_path}", "--name", "tta")
+    assert r.code == 0, r.err
+    run = tmp_path / "segment" / "tta"
+    assert yaml.safe_load((run / "config.yaml").read_text())["teacher_tta"] == "hflip"
+    summary = json.loads((run / "results.json").read_text())
+    assert summary["teacher"]["model"] == "mcff-l +hflip"  # its validation score is that of the mirrored average
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert "train/term1_pairwise" in header  # rfkd's feature term found the first member's tap
+
+
 def test_offline_distillation_from_the_cache_and_refusals(tmp_path, tiny_seg, tiny_weights, cli):
     soft = tmp_path / "soft"
     r = cli("soft-labels", "--teacher", tiny_weights, "--data", tiny_seg, "--out", soft, "--T", 10)
@@ -55,6 +67,9 @@ def test_offline_distillation_from_the_cache_and_refusals(tmp_path, tiny_seg, ti
     r = cli("distill", "segment", "--soft-labels", soft, "--data", tiny_seg, "--method", "fitnet", *TINY,
             f"project={tmp_path}")
     assert r.code == 2
+    r = cli("distill", "segment", "--soft-labels", soft, "--data", tiny_seg, "teacher_tta=hflip", *TINY,
+            f"project={tmp_path}")
+    assert r.code == 2 and "teacher_tta" in r.err and len(r.err.strip().splitlines()) == 1
     r = cli("distill", "segment", "--teacher", tmp_path / "missing.pt", "--data", tiny_seg, *TINY,
             f"project={tmp_path}")
     assert r.code == 2 and "missing.pt" in r.err

@@ -167,14 +167,38 @@ def _check_threshold(threshold: float | None) -> None:
 def val(weights: str | Path, data: str | Path, split: str = "test", threshold: float | None = None,
         tolerant: bool = True, save_dir: str | Path | None = None, project: str = "runs",
         progress: Callable[[], None] | None = None) -> dict:
-    """Evaluate a checkpoint on a labelled split; writes metrics.json and overlays to a new val run."""
+    """Evaluate a checkpoint on a labelled split; writes metrics.json and overlays to a new val run. Several
+    weights joined by commas are evaluated as the ensemble a distillation would use as its teacher (their averaged
+    probabilities), so a user can choose teachers on the validation split."""
     _check_threshold(threshold)
-    from defectkd.models.loading import load_checkpoint_model
-
-    model, hp = load_checkpoint_model(weights)
+    model, hp = _evaluated_model(weights)
     plugin = task_of(hp)
     _fits(plugin, data, "val")
     return plugin.val(model, hp, weights, data, split, threshold, save_dir, project, progress, tolerant=tolerant)
+
+
+def _evaluated_model(weights: str | Path) -> tuple:
+    """(model, hyper-parameters) of one checkpoint, or of an ensemble of several joined by commas: the first
+    member's settings (task, classes, threshold, input size) with the ensemble's name."""
+    from defectkd.distill.teacher import teacher_files, teacher_from
+    from defectkd.models.loading import load_checkpoint_model
+
+    files = teacher_files(weights)
+    members = [load_checkpoint_model(f) for f in files]
+    if len(members) == 1:
+        return members[0]
+    first = members[0][1]
+    plugin = task_of(first)
+    if not plugin.ensembles:
+        raise ConfigError(f"{weights}: an ensemble (weights joined by commas) is for segmentation and "
+                          f"classification models, not {plugin.label}")
+    classes = (first.get("config") or {}).get("class_names")
+    for f, (_, hp) in zip(files[1:], members[1:], strict=True):
+        if task_of(hp) is not plugin or (hp.get("config") or {}).get("class_names") != classes:
+            raise ConfigError(f"{f}: ensemble member {hp['model_name']!r} does not predict what "
+                              f"{first['model_name']!r} predicts (another task or other classes)")
+    model, name = teacher_from(members)
+    return model, {**first, "model_name": name}
 
 
 def export(weights: str | Path, format: str = "onnx", imgsz: int | None = None, dynamic: bool = False,

@@ -236,7 +236,8 @@ def soft_labels_cmd(
 
 @app.command("val")
 def val_cmd(
-    weights: Annotated[Path, typer.Option("--weights", help="Checkpoint (.pt) to evaluate.")],
+    weights: Annotated[Path, typer.Option("--weights", help="Checkpoint, run folder or zoo name to evaluate; several "
+                                          "joined by commas: their ensemble, as a teacher.")],
     data: Annotated[Path, typer.Option("--data", help="Data set folder.")],
     split: Annotated[str, typer.Option("--split", help="Split to evaluate.")] = "test",
     threshold: Annotated[float | None, typer.Option("--threshold", help="Crack-probability threshold (segmentation) "
@@ -249,7 +250,7 @@ def val_cmd(
     from defectkd.core.runs import resolve_weights
     from defectkd.tasks import task_of_weights
 
-    total = task_of_weights(resolve_weights(weights)).split_size(data, split)
+    total = task_of_weights(resolve_weights(str(weights).split(",")[0])).split_size(data, split)
     progress, tick = _progress(total, f"val {split}")
     with progress:
         result = val(weights, data, split=split, threshold=threshold, progress=tick)

@@ -68,7 +68,16 @@ def teacher_files(spec: str | Path) -> list[Path]:
 def load_teacher(spec: str | Path, tta: str = "none") -> tuple[nn.Module, str]:
     """(teacher in eval mode, a short name such as 'unet-r50', 'ensemble(unet-r50, mcff-l)' or
     'unet-r50 +hflip'). One model without mirror views is returned as it is (all its heads can teach)."""
-    loaded = [load_checkpoint_model(f) for f in teacher_files(spec)]
+    return teacher_from(load_members(spec), tta)
+
+
+def load_members(spec: str | Path) -> list[tuple[nn.Module, dict]]:
+    """(model, hyper-parameters) of every weights file of a teacher spec."""
+    return [load_checkpoint_model(f) for f in teacher_files(spec)]
+
+
+def teacher_from(loaded: list[tuple[nn.Module, dict]], tta: str = "none") -> tuple[nn.Module, str]:
+    """`load_teacher` for members already loaded (callers that also read their hyper-parameters)."""
     names = ", ".join(hp["model_name"] for _, hp in loaded)
     if len(loaded) == 1 and tta == "none":
         return loaded[0][0], names

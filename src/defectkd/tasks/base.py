@@ -85,6 +85,7 @@ class Task:
     compares_per_image: bool = False  # `distill --baseline` (its `image_rows` and `rows_metric` hooks)
     export_imgsz: bool = False  # `benchmark --imgsz` sets the export size (else the model's own)
     reads_any_folder: bool = False  # `data check` falls back to this task when no task claims a folder
+    ensembles: bool = False  # weights joined by commas average into one model (teachers, `val`)
     degenerate_at: float = 0.0  # the main metric at or below this: the model finds nothing (teacher check, guard)
 
     def degenerate(self, metrics: dict | None, classes: int = 2) -> str | None:

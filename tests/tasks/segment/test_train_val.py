@@ -136,3 +136,66 @@ def test_calibration_moves_the_threshold_only_for_a_clear_validation_gain():
     assert task.operating_point({"f1": 0.1, "ods_f1": 0.9, "ods_threshold": 0.0}, cfg) == {"threshold": 0.01}
     for off in (SegmentTrainConfig(data="x", calibrate=False), SegmentTrainConfig(data="x", threshold=0.3)):
         assert task.operating_point({"f1": 0.40, "ods_f1": 0.70, "ods_threshold": 0.03}, off) is None
+
+
+def _deploy(path, seed: int, model_name: str = "mcff-edge-n"):
+    from defectkd.core.checkpoint import DEPLOY_FORMAT
+    from defectkd.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(model_name)
+    with torch.no_grad():  # random weights answer within 0.01 of 0.5: a louder last layer spreads the probabilities
+        [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.mul_(50)
+    torch.save({"format": DEPLOY_FORMAT, "model_name": model_name, "model_kwargs": {"classes": 2},
+                "threshold": 0.5, "state_dict": model.state_dict()}, path)
+    return path
+
+
+def test_val_of_an_ensemble_scores_the_averaged_probabilities(cli, tiny_seg, tmp_path, monkeypatch):
+    """`val --weights a,b` scores the mean of the two models' crack probabilities (what a two-teacher distillation
+    teaches), checked against the average computed here from each model alone."""
+    import numpy as np
+
+    from defectkd.data.layouts import discover
+    from defectkd.models import crack_probability
+    from defectkd.models.loading import load_checkpoint_model
+    from defectkd.tasks.segment.dataset import SegmentationDataset, eval_samples
+
+    monkeypatch.chdir(tmp_path)
+    a, b = _deploy(tmp_path / "a.pt", 0), _deploy(tmp_path / "b.pt", 1)
+    data = SegmentationDataset(eval_samples(discover(tiny_seg), "test"), transform=None, cache=False)
+    models = [load_checkpoint_model(w)[0].eval() for w in (a, b)]
+    with torch.no_grad():
+        pairs = [(sum(crack_probability(m(x[None]).float())[0] for m in models).numpy() / 2, y.numpy() > 0.5)
+                 for x, y, _ in (data[i] for i in range(len(data)))]
+    # a threshold on the metric's 1/100 grid (it counts a pixel by its bin, floor(100 p)) at the averaged
+    # probabilities' 90th percentile: a non-trivial F1 for random weights
+    k = int(np.quantile(np.concatenate([p.ravel() for p, _ in pairs]), 0.9) * 100)
+    thr = k / 100
+    hits = [((p * 100).astype(int) >= k, t) for p, t in pairs]
+    tp = sum(np.sum(h & t) for h, t in hits)
+    fp, fn = sum(np.sum(h & ~t) for h, t in hits), sum(np.sum(~h & t) for h, t in hits)
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    r = cli("val", "--weights", f"{a},{b}", "--data", tiny_seg, "--threshold", str(thr), "--json")
+    assert r.code == 0, r.err
+    result = json.loads(r.out)
+    assert result["model"] == "ensemble(mcff-edge-n, mcff-edge-n)"
+    assert result["metrics"]["f1"] == pytest.approx(f1, abs=1e-3) and f1 > 0.01
+    single = [json.loads(cli("val", "--weights", w, "--data", tiny_seg, "--threshold", str(thr), "--json").out)
+              for w in (a, b)]
+    assert all(abs(result["metrics"]["f1"] - s["metrics"]["f1"]) > 1e-3 for s in single)  # not one member's
+
+
+def test_val_of_an_ensemble_refuses_members_that_predict_other_things(cli, tiny_seg, tmp_path):
+    from defectkd.core.checkpoint import DEPLOY_FORMAT
+    from defectkd.models import build_model
+
+    a = _deploy(tmp_path / "a.pt", 0)
+    cls = tmp_path / "cls.pt"  # a classifier beside a segmenter
+    torch.save({"format": DEPLOY_FORMAT, "model_name": "cmi", "model_kwargs": {"classes": 6}, "threshold": None,
+                "state_dict": build_model("cmi", classes=6).state_dict()}, cls)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = cli("val", "--weights", f"{a},{cls}", "--data", tiny_seg)
+    assert r.code == 2 and "cls.pt: ensemble member 'cmi' does not predict" in r.err, r.err
+    assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -14,6 +14,7 @@ class ClassifyTask(Task):
     label = "classification"
     metric_name = "accuracy"
     compares_per_image = True
+    ensembles = True
     main_metric = "val/accuracy"
     report_metrics = ("accuracy", "precision", "recall", "f1")
 

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from defectkd.core.errors import ConfigError, DataError
-from defectkd.distill.teacher import EnsembleTeacher, join_files, teacher_files
+from defectkd.distill.teacher import join_files, teacher_files, teacher_from
 from defectkd.engine.callbacks import EpochSummary, fmt
 from defectkd.engine.epoch_seed import seed_augmentation_worker
 from defectkd.models.loading import load_checkpoint_model, model_task
@@ -71,10 +71,7 @@ def load_classify_teacher(cfg, source: ClassifySource) -> tuple[torch.nn.Module,
         names = model_class_names(hp, source.classes)
         if names != source.classes:
             raise ConfigError(f"{f}: teacher classes {names} differ from the data's {source.classes}")
-    if len(loaded) == 1:
-        return loaded[0][0], loaded[0][1]["model_name"], join_files(files)
-    names = ", ".join(hp["model_name"] for _, hp in loaded)
-    return EnsembleTeacher([m for m, _ in loaded]).eval(), f"ensemble({names})", join_files(files)
+    return (*teacher_from(loaded), join_files(files))
 
 
 def loaders(cfg, train, val) -> tuple[DataLoader, DataLoader]:

@@ -34,6 +34,7 @@ class SegmentTask(Task):
     label = "segmentation"
     metric_name = "F1"
     compares_per_image = True
+    ensembles = True
     main_metric = "val/f1"
     degenerate_at = 0.01
     report_metrics = ("f1", "iou", "precision", "recall", "ods_f1", "ois_f1")

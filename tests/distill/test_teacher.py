@@ -26,6 +26,22 @@ def test_ensemble_is_the_mean_of_member_probabilities():
     assert list(ens.forward_heads(torch.zeros(1, 3, 2, 2))) == ["out"] and ens.main_head == "out"
 
 
+def test_a_logit_mean_is_the_normalised_geometric_mean_of_member_probabilities():
+    pa, pb = torch.softmax(torch.tensor([0.0, 2.0]), 0), torch.softmax(torch.tensor([1.0, -1.0]), 0)
+    ens = EnsembleTeacher([Constant([0.0, 2.0], 2), Constant([1.0, -1.0], 2)], mean="logits")
+    out = torch.softmax(ens(torch.zeros(1, 3, 2, 2)), dim=1)[0, :, 0, 0]
+    geo = (pa * pb).sqrt()
+    assert torch.allclose(out, geo / geo.sum(), atol=1e-6)
+    # a sure member and an unsure one: sigmoid(1) = 0.731 (the mean logit difference), the mean probability 0.690
+    sure_unsure = EnsembleTeacher([Constant([0.0, 2.0], 2), Constant([0.0, 0.0], 2)], mean="logits")
+    crack = torch.softmax(sure_unsure(torch.zeros(1, 3, 1, 1)), dim=1)[0, 1, 0, 0]
+    assert crack == pytest.approx(0.7311, abs=1e-4) and (pa[1] + 0.5) / 2 == pytest.approx(0.6904, abs=1e-4)
+    sig = EnsembleTeacher([Constant([0.5], 1), Constant([-1.5], 1)], mean="logits")  # sigmoid: the mean logit
+    assert torch.allclose(sig(torch.zeros(1, 3, 1, 1)), torch.tensor(-0.5))
+    with pytest.raises(ValueError, match="teacher_mean"):
+        EnsembleTeacher([Constant([0.5], 1)], mean="median")
+
+
 def test_sigmoid_member_joins_a_two_class_ensemble():
     ens = EnsembleTeacher([Constant([0.5], 1), Constant([0.0, 0.5], 2)])
     p = torch.softmax(ens(torch.zeros(1, 3, 1, 1)), dim=1)[0, 1, 0, 0]

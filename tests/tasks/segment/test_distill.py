@@ -70,6 +70,9 @@ def test_offline_distillation_from_the_cache_and_refusals(tmp_path, tiny_seg, ti
     r = cli("distill", "segment", "--soft-labels", soft, "--data", tiny_seg, "teacher_tta=hflip", *TINY,
             f"project={tmp_path}")
     assert r.code == 2 and "teacher_tta" in r.err and len(r.err.strip().splitlines()) == 1
+    r = cli("distill", "segment", "--soft-labels", soft, "--data", tiny_seg, "teacher_mean=logits", *TINY,
+            f"project={tmp_path}")
+    assert r.code == 2 and "teacher_mean" in r.err and len(r.err.strip().splitlines()) == 1
     r = cli("distill", "segment", "--teacher", tmp_path / "missing.pt", "--data", tiny_seg, *TINY,
             f"project={tmp_path}")
     assert r.code == 2 and "missing.pt" in r.err

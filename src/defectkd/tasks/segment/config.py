@@ -76,6 +76,9 @@ class DistillSegmentConfig(DistillFields, SegmentTrainConfig):
     teacher_tta: Literal["none", "hflip", "flips"] = Field(
         "none", description="online: the teacher also sees mirrored images and teaches the average of its answers "
         "(hflip: 2 views; flips: both axes, 4 views), a stronger teacher for 2x / 4x its forward cost")
+    teacher_mean: Literal["probs", "logits"] = Field(
+        "probs", description="how an ensemble teacher (several --teacher files) averages its members: probs (the "
+        "mean probability) or logits (mean log-probabilities, a geometric mean: sharper where members disagree)")
     kd_heads: Literal["auto", "by-name", "main"] = Field(
         "auto", description="by-name: each student head from the teacher head of that name; main: all from "
         "the teacher's main head; auto: by-name when the teacher has every student head")
@@ -87,6 +90,9 @@ class DistillSegmentConfig(DistillFields, SegmentTrainConfig):
     def _resolve_recipe(self) -> DistillSegmentConfig:
         if self.teacher is None and self.soft_labels is None:
             raise ValueError("give a teacher (online) or soft_labels (offline)")
+        if self.teacher_mean != "probs" and self.soft_labels is not None:
+            raise ValueError("teacher_mean: averaging is for a teacher in memory (online); soft_labels are "
+                             "cached answers, drop one of the two")
         if self.teacher_tta != "none" and self.soft_labels is not None:
             raise ValueError("teacher_tta: mirror views are for a teacher in memory (online); soft_labels are "
                              "cached answers, drop one of the two")

@@ -28,7 +28,7 @@ def prepare_distillation(cfg: DistillSegmentConfig, train: list, data_root: Path
     if cfg.online:
         if cfg.unlabelled:
             raise ConfigError("unlabelled=true trains on cached soft labels: give soft_labels (offline) too")
-        teacher, name = load_teacher(teacher_file, cfg.teacher_tta)
+        teacher, name = load_teacher(teacher_file, cfg.teacher_tta, cfg.teacher_mean)
         heads = _teacher_heads(teacher)
         module = _module(cfg, resolved, teacher, heads, getattr(teacher, "main_head", heads[0]))
         train_set = SegmentationDataset(train, transform, cfg.cache, cfg.mask_dilate)

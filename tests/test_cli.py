@@ -85,6 +85,8 @@ def test_tables_print_fps_with_one_decimal_and_metrics_with_four():
 
     assert (fmt(13.9, "fps"), fmt(13.9, "FPS (last 30)"), fmt(0.8561, "f1"), fmt(None, "fps")) == (
         "13.9", "13.9", "0.8561", "-")
+    assert (fmt(189.58, "inference_ms"), fmt(368.7, "longest_crack_px"), fmt(0.0257, "crack_ratio")) == (
+        "189.6", "368.7", "0.0257")  # predict's table: times and lengths are not ratios
 
 
 @pytest.mark.parametrize("verb,flag", [(["distill", "segment"], "--baseline"), (["predict"], "--save"),

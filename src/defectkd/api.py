@@ -164,17 +164,36 @@ def _check_threshold(threshold: float | None) -> None:
         raise ConfigError(f"--threshold must be between 0 and 1 (got {threshold})")
 
 
-def val(weights: str | Path, data: str | Path, split: str = "test", threshold: float | None = None,
+def val(weights: str | Path, data: str | Path, split: str | None = None, threshold: float | None = None,
         tolerant: bool = True, save_dir: str | Path | None = None, project: str = "runs",
-        progress: Callable[[], None] | None = None) -> dict:
+        progress: Callable[[], None] | None = None, calibrate: bool = False) -> dict:
     """Evaluate a checkpoint on a labelled split; writes metrics.json and overlays to a new val run. Several
     weights joined by commas are evaluated as the ensemble a distillation would use as its teacher (their averaged
     probabilities), so a user can choose teachers on the validation split."""
     _check_threshold(threshold)
+    split = split or ("val" if calibrate else "test")
     model, hp = _evaluated_model(weights)
     plugin = task_of(hp)
     _fits(plugin, data, "val")
-    return plugin.val(model, hp, weights, data, split, threshold, save_dir, project, progress, tolerant=tolerant)
+    options: dict[str, Any] = {"tolerant": tolerant}
+    if calibrate:
+        options["calibrate_from"] = _calibration_source(plugin, weights, split)
+    return plugin.val(model, hp, weights, data, split, threshold, save_dir, project, progress, **options)
+
+
+def _calibration_source(plugin, weights: str | Path, split: str) -> Path:
+    """The one weights file `val --calibrate` copies with its new threshold; refused in one line for the test split
+    (a threshold chosen there makes every test figure optimistic), an ensemble, or a task without a threshold."""
+    from defectkd.core.runs import resolve_weights
+
+    if not plugin.calibrates:
+        raise ConfigError(f"val --calibrate: {plugin.label} models have no probability threshold to calibrate")
+    if "," in str(weights):
+        raise ConfigError(f"val --calibrate: {weights} names several weights files; calibrate one at a time")
+    if split == "test":
+        raise ConfigError("val --calibrate chooses a threshold on the split it scores: give --split val (or "
+                          "labelled images of your own), never test")
+    return resolve_weights(weights)
 
 
 def _evaluated_model(weights: str | Path) -> tuple:

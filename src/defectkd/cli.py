@@ -239,21 +239,27 @@ def val_cmd(
     weights: Annotated[Path, typer.Option("--weights", help="Checkpoint, run folder or zoo name to evaluate; several "
                                           "joined by commas: their ensemble, as a teacher.")],
     data: Annotated[Path, typer.Option("--data", help="Data set folder.")],
-    split: Annotated[str, typer.Option("--split", help="Split to evaluate.")] = "test",
+    split: Annotated[str | None, typer.Option("--split", help="Split to evaluate (default: test; val with "
+                                              "--calibrate). val of a set without one: the images training held "
+                                              "out.")] = None,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Crack-probability threshold (segmentation) "
                                                     "or score threshold of the drawn boxes (detection); default: "
                                                     "the one stored with the weights.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Segmentation: also write calibrated.pt, the "
+                                            "weights with the threshold of best F1 on this split (never test).")
+                         ] = False,
 ) -> None:
     """Evaluate weights on a labelled split: metrics JSON and overlay images (classifier: confusion matrix)."""
     from defectkd.api import val
     from defectkd.core.runs import resolve_weights
     from defectkd.tasks import task_of_weights
 
+    split = split or ("val" if calibrate else "test")
     total = task_of_weights(resolve_weights(str(weights).split(",")[0])).split_size(data, split)
     progress, tick = _progress(total, f"val {split}")
     with progress:
-        result = val(weights, data, split=split, threshold=threshold, progress=tick)
+        result = val(weights, data, split=split, threshold=threshold, progress=tick, calibrate=calibrate)
     if as_json:
         print(json.dumps(result, indent=1))
         return
@@ -593,7 +599,9 @@ def corrupt_cmd(
 def robustness_cmd(
     weights: Annotated[list[Path], typer.Option("--weights", help="Checkpoint or deploy file (repeatable).")],
     data: Annotated[Path, typer.Option("--data", help="Data set folder.")],
-    split: Annotated[str, typer.Option("--split", help="Split to evaluate.")] = "test",
+    split: Annotated[str | None, typer.Option("--split", help="Split to evaluate (default: test; val with "
+                                              "--calibrate). val of a set without one: the images training held "
+                                              "out.")] = None,
     corruptions: Annotated[str | None, typer.Option("--corruptions", help="Comma-separated (default: all).")] = None,
     severities: Annotated[str | None, typer.Option("--severities", help="Comma-separated 1..5 (default: all).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,

@@ -24,7 +24,7 @@ def table(title: str, rows: list[dict], columns: list[str]) -> Table:
 
 
 def fmt(v, column: str = "") -> str:
-    if isinstance(v, float) and "fps" in column.lower():  # frames per second: 13.9, not 13.9000
+    if isinstance(v, float) and ("fps" in column.lower() or column.endswith(("_ms", "_px"))):  # 13.9, not 13.9000
         return f"{v:.1f}"
     if isinstance(v, float):
         return f"{v:.4f}"
@@ -70,7 +70,8 @@ def print_segment_check(report: dict) -> None:
 
 def print_segment_val(result: dict, data, split: str) -> None:
     m = result["metrics"]
-    out.print(table(f"{result['model']} on {data}, split {split}, threshold {result['threshold']}", [m],
+    out.print(table(f"{result['model']} on {data}, {result.get('scored', f'split {split}')}, "
+                    f"threshold {result['threshold']}", [m],
                      ["images", "precision", "recall", "f1", "iou", "f1_mean_img", "miou_2class", "ods_f1",
                       "ois_f1", "ods_f1_tol", "ois_f1_tol"]))
     by_width = m.get("recall_by_width")
@@ -78,6 +79,12 @@ def print_segment_val(result: dict, data, split: str) -> None:
         pixels = m.get("pixels_by_width", {})
         cells = [f"{k} {'-' if v is None else f'{v:.3f}'} ({pixels.get(k, 0)} px)" for k, v in by_width.items()]
         out.print(f"recall by crack width at threshold {result['threshold']}: " + ", ".join(cells), highlight=False)
+    if "ods_threshold" in m:
+        out.print(f"best single threshold on these images: {m['ods_threshold']:.2f} (F1 {m['ods_f1']:.4f}, "
+                  f"{100 * (m['ods_f1'] - m['f1']):+.2f} points over {result['threshold']})", highlight=False)
+    if "calibrated" in result:
+        c = result["calibrated"]
+        out.print(f"calibrated weights (threshold {c['threshold']}): {c['weights']}", highlight=False)
     out.print(f"metrics and overlays saved to {result['save_dir']}", highlight=False)
 
 

@@ -50,7 +50,7 @@ def fit_lightning(module: L.LightningModule, train_dl, val_dl, cfg, run_dir: Pat
         precision=precision,
         max_epochs=cfg.epochs, max_time={"minutes": cfg.time_limit} if cfg.time_limit else None,
         callbacks=callbacks, logger=CSVLogger(run_dir, name="logs"), default_root_dir=run_dir, num_sanity_val_steps=0,
-        log_every_n_steps=max(1, min(50, len(train_dl))), deterministic=accelerator == "cpu",
+        log_every_n_steps=1, deterministic=accelerator == "cpu",
         enable_model_summary=False, enable_progress_bar=interactive,
         gradient_clip_val=getattr(cfg, "grad_clip", 0.0) or None,
         use_distributed_sampler=False,  # EpochShuffle shards training under DDP; every rank validates on all

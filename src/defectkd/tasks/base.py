@@ -86,6 +86,7 @@ class Task:
     export_imgsz: bool = False  # `benchmark --imgsz` sets the export size (else the model's own)
     reads_any_folder: bool = False  # `data check` falls back to this task when no task claims a folder
     ensembles: bool = False  # weights joined by commas average into one model (teachers, `val`)
+    calibrates: bool = False  # `val --calibrate` copies the weights with the threshold of best F1 on a split
     degenerate_at: float = 0.0  # the main metric at or below this: the model finds nothing (teacher check, guard)
 
     def degenerate(self, metrics: dict | None, classes: int = 2) -> str | None:

@@ -199,3 +199,75 @@ def test_val_of_an_ensemble_refuses_members_that_predict_other_things(cli, tiny_
     assert r.code == 2 and "cls.pt: ensemble member 'cmi' does not predict" in r.err, r.err
     assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def _split_set(tiny_seg, root):
+    """tiny_seg as a DeepCrack-style set: train/ (16 pairs, no val split) and test/ (8 pairs)."""
+    import shutil
+
+    names = sorted(p.name for p in (tiny_seg / "images").iterdir())
+    for split, chunk in (("train", names[:16]), ("test", names[16:])):
+        for sub in ("images", "masks"):
+            (root / split / sub).mkdir(parents=True)
+            for n in chunk:
+                shutil.copy(tiny_seg / sub / n, root / split / sub / n)
+    return root, names[:16]
+
+
+def test_val_calibrate_writes_the_best_threshold_of_the_held_out_images(cli, trained, tiny_seg, tmp_path,
+                                                                        monkeypatch):
+    """`val --calibrate` on a set with train and test splits scores the pairs training held out (seed 0 draws
+    round(0.1 x 16) = 2 of train), and writes calibrated.pt: the model with the threshold of best F1 there,
+    checked against F1 computed here on the metric's 1/100 grid; the training checkpoint given is left
+    byte-identical and the copy is a deploy file."""
+    import random
+
+    import numpy as np
+
+    from defectkd.data.io import read_image, read_mask
+    from defectkd.models import crack_probability
+    from defectkd.models.loading import load_checkpoint_model
+
+    monkeypatch.chdir(tmp_path)
+    data, train = _split_set(tiny_seg, tmp_path / "set")
+    w = trained / "weights" / "best.pt"
+    before = w.read_bytes()
+    order = list(range(16))
+    random.Random(0).shuffle(order)
+    held = [train[i] for i in sorted(order[:2])]
+    model = load_checkpoint_model(w)[0].eval()
+    pairs = []
+    for n in held:
+        x = torch.from_numpy(read_image(data / "train" / "images" / n)).permute(2, 0, 1).float()[None] / 255
+        with torch.no_grad():
+            pairs.append(((crack_probability(model(x))[0].numpy() * 100).astype(int),
+                          read_mask(data / "train" / "masks" / n) > 0))
+
+    def f1(k: int) -> float:
+        tp = sum(np.sum((p >= k) & t) for p, t in pairs)
+        fp, fn = sum(np.sum((p >= k) & ~t) for p, t in pairs), sum(np.sum((p < k) & t) for p, t in pairs)
+        return 2 * tp / max(1, 2 * tp + fp + fn)
+
+    r = cli("val", "--weights", w, "--data", data, "--calibrate", "--json")
+    assert r.code == 0, r.err
+    result = json.loads(r.out)
+    assert result["split"] == "val" and result["metrics"]["images"] == 2 and "held out" in result["scored"]
+    c = result["calibrated"]
+    best = max(f1(k) for k in range(1, 100))
+    assert f1(round(c["threshold"] * 100)) == pytest.approx(best, abs=1e-6) and c["f1"] == pytest.approx(best)
+    assert best > f1(round(result["threshold"] * 100))  # the copy gains over the threshold it came with
+    saved = torch.load(c["weights"], map_location="cpu", weights_only=True)
+    assert saved["threshold"] == c["threshold"] and w.read_bytes() == before
+    again = json.loads(cli("val", "--weights", c["weights"], "--data", data, "--split", "val", "--json").out)
+    assert again["threshold"] == c["threshold"] and again["metrics"]["f1"] == pytest.approx(best, abs=1e-6)
+
+
+def test_val_calibrate_refuses_the_test_split_and_ensembles(cli, tiny_seg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data, _ = _split_set(tiny_seg, tmp_path / "set")
+    a, b = _deploy(tmp_path / "a.pt", 0), _deploy(tmp_path / "b.pt", 1)
+    for args, says in ((["--weights", a, "--split", "test"], "never test"),
+                       (["--weights", f"{a},{b}"], "calibrate one at a time")):
+        r = cli("val", *args, "--data", data, "--calibrate")
+        assert r.code == 2 and says in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not (tmp_path / "runs").exists()  # refused before any folder is made

@@ -240,5 +240,23 @@ def labelled_split(data: str | Path, split: str) -> list[Sample]:
     return samples
 
 
+def scored_split(data: str | Path, split: str, config: dict | None = None) -> tuple[list[Sample], str]:
+    """The labelled samples `val` and `export` score for SPLIT, and where they come from. 'val' of a set that has
+    no val split is the validation draw training made from its train split (the weights' `val_fraction` and
+    `split_seed`, defaults 0.1 and 0), so a threshold chosen there never sees the test split; the same holds for
+    a flat folder the weights were trained on. Any other flat folder is scored whole."""
+    config = config or {}
+    source = discover(data)
+    held_out = split == "val" and "val" not in source.splits
+    trained_here = config.get("data") and Path(str(config["data"])).resolve() == Path(data).resolve()
+    if held_out and ("train" in source.splits or ("all" in source.splits and trained_here)):
+        _, val, how = split_train_val(source, float(config.get("val_fraction", 0.1)), int(config.get("split_seed", 0)))
+        return val, f"held out of training: {how}"
+    samples = eval_samples(source, split)
+    if not samples:
+        raise DataError(no_masks_message(source, split))
+    return samples, f"split {split!r}" if split in source.splits else f"all {len(samples)} pairs of the folder"
+
+
 def drop_bad(samples: list[Sample], bad: set[str]) -> list[Sample]:
     return [s for s in samples if str(s.image) not in bad]

@@ -43,6 +43,7 @@ class SegmentTask(Task):
     evaluates_robustness = True
     kfold_ok = True
     reads_any_folder = True
+    calibrates = True
     export_imgsz = True
 
     def train_config(self) -> type:
@@ -91,10 +92,9 @@ class SegmentTask(Task):
         return check_dataset(path, progress)
 
     def split_size(self, data, split: str) -> int:
-        from defectkd.data.layouts import discover
-        from defectkd.tasks.segment.dataset import eval_samples
+        from defectkd.tasks.segment.dataset import scored_split
 
-        return len(eval_samples(discover(data), split))
+        return len(scored_split(data, split)[0])
 
     # training
     def prepare_data(self, cfg) -> TrainData:

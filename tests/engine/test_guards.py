@@ -15,6 +15,10 @@ from defectkd.tasks import TASKS
 def test_degenerate_levels_per_task():
     seg, cls, det = TASKS["segment"], TASKS["classify"], TASKS["detect"]
     assert seg.degenerate({"f1": 0.004}) == "F1 0.0040" and seg.degenerate({"val/f1": 0.3}) is None
+    # a constant "crack" answer: recall 1 at the crack fraction (5 %), F1 2p / (1 + p) = 0.095, above the F1 floor
+    everywhere = {"val/f1": 0.095, "val/recall": 1.0, "val/precision": 0.05}
+    assert seg.degenerate(everywhere) == "crack everywhere (recall 1.000, precision 0.050: a constant answer)"
+    assert seg.degenerate({"f1": 0.42, "recall": 0.93, "precision": 0.27}) is None  # an early epoch of a real run
     assert cls.degenerate({"accuracy": 0.17}, classes=6) == "accuracy 0.1700 (chance 0.1667)"
     assert cls.degenerate({"accuracy": 0.5}, classes=6) is None
     assert det.degenerate({"map_50": 0.0}) == "mAP50 0.0000" and det.degenerate({}) is None

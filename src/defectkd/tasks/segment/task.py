@@ -26,6 +26,7 @@ def export_size(image: Path | None) -> int:
     return max(64, int(round((h + w) / 2 / 32)) * 32)
 
 
+CRACK_EVERYWHERE = 0.15  # precision under which recall 1 means "crack at every pixel" (crack sets: 2-10 %)
 CALIBRATION_GAIN = 0.02  # validation F1 a calibrated threshold must add over the configured one to replace it
 
 
@@ -136,6 +137,17 @@ class SegmentTask(Task):
 
     def monitor(self, cfg) -> str:
         return "val/f1"
+
+    def degenerate(self, metrics: dict | None, classes: int = 2) -> str | None:
+        """F1 at 0 (finds nothing), or crack everywhere: recall 1 at a precision no higher than a thin-crack set's
+        crack fraction, what a constant "crack" answer scores (F1 = 2p / (1 + p), 0.05-0.2, above the F1 floor)."""
+        found = super().degenerate(metrics, classes)
+        if found or not metrics:
+            return found
+        recall, precision = (metrics.get(k, metrics.get(f"val/{k}")) for k in ("recall", "precision"))
+        if recall is None or precision is None or float(recall) < 0.999 or float(precision) > CRACK_EVERYWHERE:
+            return None
+        return f"crack everywhere (recall {float(recall):.3f}, precision {float(precision):.3f}: a constant answer)"
 
     def default_name(self, cfg) -> str:
         if getattr(cfg, "method", None) is None:

@@ -53,5 +53,10 @@ def test_predict_val_export_and_pretrained_by_zoo_name(cli, tmp_path, monkeypatc
     card = entries()["retinanet-mnv3-neu"]
     assert found["threshold"] == card["threshold"] and set(found["labels"]) <= set(card["metrics"]["ap_50_by_class"])
     assert "retinanet-mnv3-neu" in models.out
+    neu = ["crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches"]
+    label = json.loads(cli("predict", "--weights", "cmi-neu", "--source", photos / "p0.jpg", "--json").out)
+    assert label["class"] in neu and list(label["probs"]) == neu and abs(sum(label["probs"].values()) - 1) < 1e-3
+    s = cli("predict", "--weights", "mcff-edge-s-deepcrack", "--source", photos, "--json")
+    assert s.code == 0 and [json.loads(x)["threshold"] for x in s.out.splitlines()] == [0.5, 0.5], s.err
     missing = cli("predict", "--weights", "no-such-zoo-model", "--source", photos)
     assert missing.code == 2 and "zoo name" in missing.err

@@ -58,3 +58,21 @@ def test_collapse_guard_forgives_a_recovered_epoch():
     guard = CollapseGuard(TASKS["segment"], classes=2)
     for epoch, f1 in [(3, 0.0), (4, 0.4), (5, 0.0), (6, 0.5)]:
         _epoch(guard, epoch, f1)  # never two dead epochs in a row: no stop
+
+
+@pytest.mark.slow
+def test_a_real_run_that_collapses_stops_in_one_line_and_keeps_its_last_weights(cli, tmp_path):
+    """A one-epoch teacher on 16 synthetic 64-px pairs teaches a student that stays at F1 0: the guard stops it at
+    epoch 4 (two dead epochs from epoch 3) with one line, exit 2, and weights/last.pt of the previous epoch."""
+    from defectkd.tasks.segment.synthetic import write_synthetic_segment
+
+    data = write_synthetic_segment(tmp_path / "s", 16, 64, seed=0)
+    common = ["--data", data, "--imgsz", 64, "--batch", 4, "workers=0", f"project={tmp_path / 'p'}"]
+    assert cli("train", "segment", "--model", "mcff-edge-n", "--epochs", 1, "--name", "t", *common).code == 0
+    r = cli("distill", "segment", "--teacher", tmp_path / "p" / "segment" / "t", "--student", "mcff-edge-n",
+            "--epochs", 5, *common, "teacher_check=false")
+    lines = r.err.strip().splitlines()  # the epoch lines, then the one error line
+    assert r.code == 2 and "Traceback" not in r.err and [x for x in lines if x.startswith("error")] == lines[-1:]
+    assert lines[-1].startswith("error: distillation collapsed: validation F1 0.0000 for 2 epochs in a row (epoch 4)")
+    run = tmp_path / "p" / "segment" / "mcff-edge-n-rfkd"
+    assert (run / "weights" / "last.pt").is_file() and not (run / "results.json").exists()

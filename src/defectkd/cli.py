@@ -599,9 +599,7 @@ def corrupt_cmd(
 def robustness_cmd(
     weights: Annotated[list[Path], typer.Option("--weights", help="Checkpoint or deploy file (repeatable).")],
     data: Annotated[Path, typer.Option("--data", help="Data set folder.")],
-    split: Annotated[str | None, typer.Option("--split", help="Split to evaluate (default: test; val with "
-                                              "--calibrate). val of a set without one: the images training held "
-                                              "out.")] = None,
+    split: Annotated[str, typer.Option("--split", help="Split to evaluate.")] = "test",
     corruptions: Annotated[str | None, typer.Option("--corruptions", help="Comma-separated (default: all).")] = None,
     severities: Annotated[str | None, typer.Option("--severities", help="Comma-separated 1..5 (default: all).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,

@@ -171,7 +171,7 @@ def val(weights: str | Path, data: str | Path, split: str | None = None, thresho
     weights joined by commas are evaluated as the ensemble a distillation would use as its teacher (their averaged
     probabilities), so a user can choose teachers on the validation split."""
     _check_threshold(threshold)
-    split = split or ("val" if calibrate else "test")
+    split = val_split(split, calibrate)
     model, hp = _evaluated_model(weights)
     plugin = task_of(hp)
     _fits(plugin, data, "val")
@@ -179,6 +179,11 @@ def val(weights: str | Path, data: str | Path, split: str | None = None, thresho
     if calibrate:
         options["calibrate_from"] = _calibration_source(plugin, weights, split)
     return plugin.val(model, hp, weights, data, split, threshold, save_dir, project, progress, **options)
+
+
+def val_split(split: str | None, calibrate: bool = False) -> str:
+    """The split `val` scores when none is given: test, or val when calibrating (a threshold never comes from test)."""
+    return split or ("val" if calibrate else "test")
 
 
 def _calibration_source(plugin, weights: str | Path, split: str) -> Path:

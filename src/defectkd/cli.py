@@ -251,11 +251,11 @@ def val_cmd(
                          ] = False,
 ) -> None:
     """Evaluate weights on a labelled split: metrics JSON and overlay images (classifier: confusion matrix)."""
-    from defectkd.api import val
+    from defectkd.api import val, val_split
     from defectkd.core.runs import resolve_weights
     from defectkd.tasks import task_of_weights
 
-    split = split or ("val" if calibrate else "test")
+    split = val_split(split, calibrate)
     total = task_of_weights(resolve_weights(str(weights).split(",")[0])).split_size(data, split)
     progress, tick = _progress(total, f"val {split}")
     with progress:

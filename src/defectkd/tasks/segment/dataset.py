@@ -241,7 +241,7 @@ def labelled_split(data: str | Path, split: str) -> list[Sample]:
 
 
 def scored_split(data: str | Path, split: str, config: dict | None = None) -> tuple[list[Sample], str]:
-    """The labelled samples `val` and `export` score for SPLIT, and where they come from. 'val' of a set that has
+    """The labelled samples `val` scores for SPLIT, and where they come from. 'val' of a set that has
     no val split is the validation draw training made from its train split (the weights' `val_fraction` and
     `split_seed`, defaults 0.1 and 0), so a threshold chosen there never sees the test split; the same holds for
     a flat folder the weights were trained on. Any other flat folder is scored whole."""

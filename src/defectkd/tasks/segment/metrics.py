@@ -60,6 +60,12 @@ def width_counts(pred: np.ndarray, truth: np.ndarray, skeleton: np.ndarray | Non
     return out
 
 
+def operating_threshold(metrics: dict) -> float:
+    """The threshold of best pooled F1 (ODS) in `metrics`, kept within [0.01, 0.99] and rounded to 4 digits: what
+    a calibration stores in the weights (training's `calibrate`, `val --calibrate`)."""
+    return round(min(0.99, max(0.01, float(metrics["ods_threshold"]))), 4)
+
+
 def _f1(tp, fp, fn):
     tp, fp, fn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, fn))
     denom = 2 * tp + fp + fn

@@ -171,7 +171,9 @@ class SegmentTask(Task):
             return None
         if val["ods_f1"] - val["f1"] < CALIBRATION_GAIN:
             return None
-        return {"threshold": round(min(0.99, max(0.01, float(val["ods_threshold"]))), 4)}
+        from defectkd.tasks.segment.metrics import operating_threshold
+
+        return {"threshold": operating_threshold(val)}
 
     def teacher_eval(self, setup: TrainSetup, cfg, data: TrainData) -> dict:
         from defectkd.distill.teacher import load_teacher

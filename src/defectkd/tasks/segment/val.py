@@ -10,6 +10,7 @@ from pathlib import Path
 from defectkd.core.runs import new_run_dir
 from defectkd.tasks.segment.dataset import scored_split
 from defectkd.tasks.segment.evaluate import evaluate_model
+from defectkd.tasks.segment.metrics import operating_threshold
 
 
 def val_segment(model, hp: dict, weights, data, split: str = "test", threshold: float | None = None,
@@ -35,7 +36,7 @@ def _calibrated_copy(weights: Path, metrics: dict, out: Path) -> dict:
     """A deploy file (the model alone, whatever WEIGHTS was) with the best threshold on the scored images."""
     from defectkd.core.checkpoint import DEPLOY_FORMAT, safe_load, save_deploy_file, store_config_values
 
-    best = round(min(0.99, max(0.01, float(metrics["ods_threshold"]))), 4)
+    best = operating_threshold(metrics)
     copy = out / "calibrated.pt"
     if safe_load(weights, mmap=True).get("format") == DEPLOY_FORMAT:
         shutil.copyfile(weights, copy)

@@ -28,6 +28,20 @@ def run_cli(*args) -> None:
     try:
         main()
     except SystemExit as exc:
-        assert exc.code in (0, None)
+        assert exc.code in (0, None), f"exit {exc.code}: defectkd {' '.join(map(str, args))}"
     finally:
         sys.argv = old
+
+
+def split_set(flat: Path, root: Path, n_train: int) -> tuple[Path, list[str]]:
+    """A flat images/ + masks/ set copied as a DeepCrack-style set: train/ gets the first `n_train` pairs (by name),
+    test/ the rest, and there is no val split. Returns (root, the train names)."""
+    import shutil
+
+    names = sorted(p.name for p in (flat / "images").iterdir())
+    for split, chunk in (("train", names[:n_train]), ("test", names[n_train:])):
+        for sub in ("images", "masks"):
+            (root / split / sub).mkdir(parents=True)
+            for n in chunk:
+                shutil.copy(flat / sub / n, root / split / sub / n)
+    return root, names[:n_train]

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -54,21 +54,6 @@ def more_commands() -> list[str]:
     return block_commands("More commands, by topic")
 
 
-def run_defectkd(command: str) -> None:
-    """One `defectkd ...` line through the real entry point; a non-zero exit fails with the line."""
-    import sys
-
-    from defectkd.cli import main
-
-    old, sys.argv = sys.argv, shlex.split(command)
-    try:
-        main()
-    except SystemExit as exc:
-        assert exc.code in (0, None), f"exit {exc.code}: {command}"
-    finally:
-        sys.argv = old
-
-
 @pytest.fixture(scope="module")
 def toured(tmp_path_factory):
     """A folder the shrunk tour has run in (its streaming lines left out)."""
@@ -82,7 +67,7 @@ def toured(tmp_path_factory):
                 command = command.replace(a, b)
             if command.startswith("defectkd robustness"):
                 command += " --corruptions pepper --severities 1"
-            run_defectkd(command)
+            run_cli(*shlex.split(command)[1:])
     return folder
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from defectkd.data.corruptions import CORRUPTIONS, SEVERITIES
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, run_cli, split_set
 
 
 @pytest.fixture(scope="module")
@@ -145,15 +145,8 @@ def test_robustness_bad_input(cli, small_seg, tiny_weights, tmp_path):
 
 def test_robustness_reads_the_test_split_of_a_split_set_by_default(cli, small_seg, tiny_weights, tmp_path):
     """Without --split, a set with train/ and test/ is scored on test/ (the 2 pairs put there), not refused."""
-    import shutil
-
-    names = sorted(p.name for p in (small_seg / "images").iterdir())
-    for split, chunk in (("train", names[:2]), ("test", names[2:])):
-        for sub in ("images", "masks"):
-            (tmp_path / "set" / split / sub).mkdir(parents=True)
-            for n in chunk:
-                shutil.copy(small_seg / sub / n, tmp_path / "set" / split / sub / n)
-    r = cli("robustness", "--weights", tiny_weights, "--data", tmp_path / "set", "--out", tmp_path / "o",
+    data, _ = split_set(small_seg, tmp_path / "set", 2)
+    r = cli("robustness", "--weights", tiny_weights, "--data", data, "--out", tmp_path / "o",
             "--corruptions", "salt", "--severities", "1")
     assert r.code == 0, r.err
     report = json.loads((tmp_path / "o" / "robustness.json").read_text())

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import run_cli
+from tests.helpers import run_cli, split_set
 
 FAST = ["--imgsz", "64", "--batch", "4", "workers=0", "precision=32"]
 
@@ -201,19 +201,6 @@ def test_val_of_an_ensemble_refuses_members_that_predict_other_things(cli, tiny_
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-def _split_set(tiny_seg, root):
-    """tiny_seg as a DeepCrack-style set: train/ (16 pairs, no val split) and test/ (8 pairs)."""
-    import shutil
-
-    names = sorted(p.name for p in (tiny_seg / "images").iterdir())
-    for split, chunk in (("train", names[:16]), ("test", names[16:])):
-        for sub in ("images", "masks"):
-            (root / split / sub).mkdir(parents=True)
-            for n in chunk:
-                shutil.copy(tiny_seg / sub / n, root / split / sub / n)
-    return root, names[:16]
-
-
 def test_val_calibrate_writes_the_best_threshold_of_the_held_out_images(cli, trained, tiny_seg, tmp_path,
                                                                         monkeypatch):
     """`val --calibrate` on a set with train and test splits scores the pairs training held out (seed 0 draws
@@ -229,7 +216,7 @@ def test_val_calibrate_writes_the_best_threshold_of_the_held_out_images(cli, tra
     from defectkd.models.loading import load_checkpoint_model
 
     monkeypatch.chdir(tmp_path)
-    data, train = _split_set(tiny_seg, tmp_path / "set")
+    data, train = split_set(tiny_seg, tmp_path / "set", 16)
     w = trained / "weights" / "best.pt"
     before = w.read_bytes()
     order = list(range(16))
@@ -264,7 +251,7 @@ def test_val_calibrate_writes_the_best_threshold_of_the_held_out_images(cli, tra
 
 def test_val_calibrate_refuses_the_test_split_and_ensembles(cli, tiny_seg, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    data, _ = _split_set(tiny_seg, tmp_path / "set")
+    data, _ = split_set(tiny_seg, tmp_path / "set", 16)
     a, b = _deploy(tmp_path / "a.pt", 0), _deploy(tmp_path / "b.pt", 1)
     for args, says in ((["--weights", a, "--split", "test"], "never test"),
                        (["--weights", f"{a},{b}"], "calibrate one at a time")):

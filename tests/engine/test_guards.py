@@ -1,5 +1,5 @@
 """A teacher that finds nothing is refused before training; a collapsing student is stopped with the dominant term
-named; a term 10x the task loss is reported."""
+named; a term 10x the task loss is lowered to its balanced share (or, with dominant=warn, reported)."""
 
 import logging
 from types import SimpleNamespace
@@ -33,29 +33,55 @@ def test_a_teacher_that_finds_nothing_is_refused_in_one_line():
 def test_term_ratios_weigh_each_term_against_the_weighted_task_loss():
     metrics = {"train/hard_epoch": 0.5, "train/term0_kd_epoch": 8.0, "train/term1_pairwise_epoch": 0.02}
     # kd: 0.9 * 8 / (0.1 * 0.5) = 144; pairwise: 1 * 0.02 / 0.05 = 0.4 (by hand)
-    assert term_ratios(metrics, [0.9, 1.0], 0.1) == pytest.approx({"kd": 144.0, "pairwise": 0.4})
+    ratios = term_ratios(metrics, [0.9, 1.0], 0.1)
+    assert ratios.keys() == {0, 1} and ratios[0][0] == "kd" and ratios[1][0] == "pairwise"
+    assert [r for _, r in ratios.values()] == pytest.approx([144.0, 0.4])
 
 
-def _epoch(guard, epoch: int, f1: float, caplog=None):
-    trainer = SimpleNamespace(current_epoch=epoch - 1, is_global_zero=True, callback_metrics={
+class _Module(SimpleNamespace):
+    """The two things the guard asks of a distillation module, with the terms' weights held here."""
+
+    def term_weights(self):
+        return list(self.weights)
+
+    def rescale_term(self, i, ratio):
+        self.weights[i] *= 0.5 / ratio  # a logits term's balanced share, as DistillTerms does
+        return self.weights[i]
+
+
+_DIST = object()  # the default: a fresh module per epoch
+
+
+def _epoch(guard, epoch: int, f1: float, module=_DIST):
+    trainer = SimpleNamespace(current_epoch=epoch - 1, is_global_zero=True, strategy=SimpleNamespace(
+        broadcast=lambda obj, src=0: obj), callback_metrics={
         "val/f1": torch.tensor(f1), "train/hard_epoch": torch.tensor(0.5), "train/term0_kd_epoch": torch.tensor(8.0)})
-    module = SimpleNamespace(term_weights=lambda: [0.9], hard_weight=0.1)
-    guard.on_train_epoch_end(trainer, module)
+    guard.on_train_epoch_end(trainer, _Module(weights=[0.9], hard_weight=0.1) if module is _DIST else module)
+
+
+def test_a_dominating_term_is_lowered_to_its_share_and_said_so(caplog):
+    module = _Module(weights=[0.9], hard_weight=0.1)
+    with caplog.at_level(logging.WARNING, logger="defectkd"):
+        _epoch(CollapseGuard(TASKS["segment"], classes=2), 1, 0.4, module)
+    # 144x (by hand above) -> weight 0.9 * 0.5 / 144 = 0.003125, so that 0.003125 * 8 / 0.05 = 0.5x the task loss
+    assert module.weights == pytest.approx([0.003125])
+    assert "the kd term stood at 144x the task loss" in caplog.text and "from 0.9 to 0.00312" in caplog.text
 
 
 def test_collapse_guard_stops_after_two_dead_epochs_and_names_the_term(caplog):
-    guard = CollapseGuard(TASKS["segment"], classes=2)
+    guard = CollapseGuard(TASKS["segment"], classes=2, rescale=False)
     with caplog.at_level(logging.WARNING, logger="defectkd"):
         _epoch(guard, 1, 0.0)  # the first epochs are not judged
         _epoch(guard, 2, 0.0)
         _epoch(guard, 3, 0.0)  # one dead epoch: not yet
     assert sum("kd term is 144x the task loss" in r.message for r in caplog.records) == 1  # warned once
-    with pytest.raises(TrainingError, match=r"collapsed: validation F1 0.0000 for 2 epochs.*kd, stood at 1.4e\+02x"):
+    stop = r"collapsed: validation F1 0.0000 for 2 epochs.*kd, stood at up to 1.4e\+02x"
+    with pytest.raises(TrainingError, match=stop):
         _epoch(guard, 4, 0.0)
 
 
 def test_collapse_guard_forgives_a_recovered_epoch():
-    guard = CollapseGuard(TASKS["segment"], classes=2)
+    guard = CollapseGuard(TASKS["segment"], classes=2, rescale=False)
     for epoch, f1 in [(3, 0.0), (4, 0.4), (5, 0.0), (6, 0.5)]:
         _epoch(guard, epoch, f1)  # never two dead epochs in a row: no stop
 

@@ -44,6 +44,9 @@ class DistillFields(BaseModel):
         "loss); none: the recipe's or your weights as they are (default: loss, none when you give losses, "
         "hard_weight or alpha)")
     balance_steps: int = Field(20, ge=1, le=1000, description="batches the balance is measured on")
+    dominant: Literal["rescale", "warn"] = Field(
+        "rescale", description="a term above 10x the weighted task loss at an epoch's end: rescale lowers it to its "
+        "balanced share for the rest of the run; warn only reports it")
     teacher_check: bool = Field(True, description="score the teacher on the validation split first and refuse one "
                                 "that finds nothing")
 

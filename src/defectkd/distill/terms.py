@@ -73,12 +73,25 @@ class DistillTerms:
         self.teacher_taps = FeatureTaps(teacher, teacher_paths, "teacher") if teacher_paths else None
         balanced = config.get("balance") == "loss" and self.terms
         self.balancer = TermBalancer(default_shares(self.terms), config.get("balance_steps", 20)) if balanced else None
+        # factors the collapse guard lowers a dominating term by (dominant=rescale); saved, so a resume keeps them
+        self.register_buffer("term_scale", torch.ones(len(self.terms)))
 
     def term_weights(self) -> list[float]:
-        """The weights the loss uses now: the balancer's (measured) or the config's."""
-        if self.balancer is not None:
-            return self.balancer.weights.tolist()
-        return [float(t["weight"]) for t in self.terms]
+        """The weights the loss uses now: the balancer's (measured) or the config's, times any factor the collapse
+        guard set on a term that drowned the task loss."""
+        base = self.balancer.weights.tolist() if self.balancer is not None else [float(t["weight"]) for t in self.terms]
+        return [w * s for w, s in zip(base, self.term_scale.tolist(), strict=True)]
+
+    def rescale_term(self, i: int, ratio: float) -> float:
+        """Lower term i, which stood at `ratio` x the weighted task loss, to its balanced share of it (0.5 logits,
+        0.25 features, or its own `share`); returns the weight it has now."""
+        share = default_shares(self.terms)[i]
+        self.term_scale[i] *= share / ratio
+        return self.term_weights()[i]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint written before term_scale existed resumes with every factor at 1."""
+        checkpoint["state_dict"].setdefault("term_scale", torch.ones(len(self.terms)))
 
     def _mean_over_ranks(self, row: torch.Tensor) -> torch.Tensor:
         trainer = self._trainer

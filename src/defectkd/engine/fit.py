@@ -150,7 +150,7 @@ def run(task, cfg, resume: Path | None = None, run_dir: Path | None = None) -> d
         if getattr(cfg, "teacher_check", True):
             check_teacher(task, teacher, classes)
     if distilling:
-        guards.append(CollapseGuard(task, classes))
+        guards.append(CollapseGuard(task, classes, rescale=getattr(cfg, "dominant", "rescale") == "rescale"))
     if getattr(cfg, "channels_last", False):
         module = module.to(memory_format=torch.channels_last)
     run_dir = open_run_dir(cfg, task.default_name(cfg), resolved, data.facts, run_dir, resume)

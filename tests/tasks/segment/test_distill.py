@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 import yaml
@@ -105,6 +106,12 @@ def test_distillation_run_resumes_as_a_distillation_run(tmp_path, tiny_seg, tiny
             f"project={tmp_path}", "name=kd")
     assert r.code == 0, r.err
     run = tmp_path / "segment" / "kd"
+    import torch
+
+    last = torch.load(run / "weights" / "last.pt", weights_only=False)
+    # as a checkpoint written before the collapse guard had factors (kd, pairwise)
+    assert last["state_dict"].pop("term_scale").tolist() == [1.0, 1.0]
+    torch.save(last, run / "weights" / "last.pt")
     r = cli("distill", "segment", "--resume", run, "--epochs", 2)
     assert r.code == 0, r.err
     cfg = yaml.safe_load((run / "config.yaml").read_text())
@@ -184,3 +191,28 @@ def test_baseline_trains_the_student_alone_and_compares_on_held_out_images(tmp_p
     rep = cli("report", run, "--out", tmp_path / "rep")
     assert rep.code == 0 and "Against the student alone (mcff-edge-n-kd-alone" in (tmp_path / "rep" / "report.md"
                                                                                  ).read_text()
+
+
+def test_a_term_that_drowns_the_task_loss_is_lowered_after_its_first_epoch(tmp_path, tiny_seg, tiny_weights, cli):
+    """kd at weight 2000 (hard weight 0.1) stands hundreds of times above the task loss in epoch 1; the guard lowers
+    it to its balanced share (0.5x), says so, and the loss of epoch 2, results.json and the CSV use the new weight;
+    dominant=warn keeps the weight as given."""
+    common = ["--student", "mcff-edge-n", "--teacher", tiny_weights, "--data", tiny_seg, "--method", "kd",
+              "losses=[{method: kd, weight: 2000}]", *TINY, "epochs=2", f"project={tmp_path}"]
+    r = cli("distill", "segment", *common, "--name", "dom")
+    assert r.code == 0, r.err
+    run = tmp_path / "segment" / "dom"
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    first, second = (float(rows[0][k]) for k in ("train/weight0_kd", "train/hard")), rows[1]
+    w1, hard1 = first
+    ratio = w1 * float(rows[0]["train/term0_kd"]) / (0.1 * hard1)  # weighted term over weighted task loss, by hand
+    assert w1 == 2000 and ratio > 10
+    assert float(second["train/weight0_kd"]) == pytest.approx(2000 * 0.5 / ratio, rel=1e-3)
+    assert json.loads((run / "results.json").read_text())["term_weights"]["0_kd"] == pytest.approx(
+        float(second["train/weight0_kd"]), rel=1e-4)
+    said = re.search(r"the kd term stood at (\d+)x the task loss.*\(its balanced share\)", r.err)
+    assert said and float(said[1]) == pytest.approx(ratio, abs=1)
+    r = cli("distill", "segment", *common, "--name", "warn", "dominant=warn")
+    assert r.code == 0, r.err
+    rows = list(csv.DictReader((tmp_path / "segment" / "warn" / "metrics.csv").open()))
+    assert [float(row["train/weight0_kd"]) for row in rows] == [2000, 2000] and "x the task loss; the labels" in r.err

@@ -252,11 +252,13 @@ def val_cmd(
 ) -> None:
     """Evaluate weights on a labelled split: metrics JSON and overlay images (classifier: confusion matrix)."""
     from defectkd.api import val, val_split
+    from defectkd.core.checkpoint import weights_config
     from defectkd.core.runs import resolve_weights
     from defectkd.tasks import task_of_weights
 
     split = val_split(split, calibrate)
-    total = task_of_weights(resolve_weights(str(weights).split(",")[0])).split_size(data, split)
+    first = resolve_weights(str(weights).split(",")[0])  # the bar counts the pairs val will score with these weights
+    total = task_of_weights(first).split_size(data, split, weights_config(first))
     progress, tick = _progress(total, f"val {split}")
     with progress:
         result = val(weights, data, split=split, threshold=threshold, progress=tick, calibrate=calibrate)

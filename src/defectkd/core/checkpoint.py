@@ -96,18 +96,34 @@ def read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def weights_facts(path: str | Path) -> tuple[str | None, str | None]:
-    """(task recorded in the file, model name) of a checkpoint or deploy file, read cheaply (tensors
-    memory-mapped, not loaded); (None, None) when the file cannot be read this way (the loaders then say why)."""
+def _cheap_load(path: str | Path) -> dict | None:
+    """A checkpoint or deploy file with its tensors memory-mapped, not loaded; None when it cannot be read this way
+    (the loaders then say why)."""
     from defectkd.core.zoo import weights_path
 
     try:
         ckpt = torch.load(weights_path(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # any unreadable file: left to safe_load's one-line errors
-        return None, None
-    if not isinstance(ckpt, dict):
+        return None
+    return ckpt if isinstance(ckpt, dict) else None
+
+
+def weights_facts(path: str | Path) -> tuple[str | None, str | None]:
+    """(task recorded in the file, model name) of a checkpoint or deploy file, read cheaply; (None, None) when the
+    file cannot be read this way."""
+    ckpt = _cheap_load(path)
+    if ckpt is None:
         return None, None
     if ckpt.get("format") == DEPLOY_FORMAT:
         return ckpt.get("task"), ckpt.get("model_name")
     hp = ckpt.get("hyper_parameters") or {}
     return (hp.get("config") or {}).get("task"), hp.get("model_name")
+
+
+def weights_config(path: str | Path) -> dict:
+    """The training config a checkpoint records (a deploy file: its data folder only), read cheaply; {} when the
+    file cannot be read this way. What `val` needs to know which pairs training held out."""
+    ckpt = _cheap_load(path) or {}
+    if ckpt.get("format") == DEPLOY_FORMAT:
+        return {"data": ckpt["data"]} if ckpt.get("data") else {}
+    return dict((ckpt.get("hyper_parameters") or {}).get("config") or {})

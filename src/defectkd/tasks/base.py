@@ -125,7 +125,8 @@ class Task:
               classes: list[str] | None = None) -> dict:
         raise NotImplementedError
 
-    def split_size(self, data: str | Path, split: str) -> int:
+    def split_size(self, data: str | Path, split: str, config: dict | None = None) -> int:
+        """How many images `val` scores on SPLIT (a progress bar's total); `config`: the weights' training config."""
         raise NotImplementedError
 
     # training (engine.fit.run)

@@ -258,3 +258,22 @@ def test_val_calibrate_refuses_the_test_split_and_ensembles(cli, tiny_seg, tmp_p
         r = cli("val", *args, "--data", data, "--calibrate")
         assert r.code == 2 and says in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert not (tmp_path / "runs").exists()  # refused before any folder is made
+
+
+def test_the_val_progress_total_counts_the_pairs_val_scores(cli, trained, tiny_seg):
+    """On the flat folder the weights were trained on, `val --split val` scores the pairs training held out; the
+    progress bar's total (split_size with the weights' config, read without loading tensors) counts those, not the
+    folder; a deploy file (data folder only) holds out with the default fraction and seed."""
+    from defectkd.core.checkpoint import weights_config
+    from defectkd.tasks import TASKS
+
+    best = trained / "weights" / "best.pt"
+    r = cli("val", "--weights", best, "--data", tiny_seg, "--split", "val", "--json")
+    assert r.code == 0, r.err
+    scored = json.loads(r.out)["metrics"]["images"]
+    config = weights_config(best)
+    assert config["data"] == str(tiny_seg) and scored < 24
+    assert TASKS["segment"].split_size(tiny_seg, "val", config) == scored
+    assert TASKS["segment"].split_size(tiny_seg, "val") == 24  # another folder's view: scored whole
+    deploy = weights_config(trained / "weights" / "deploy.pt")
+    assert deploy == {"data": str(tiny_seg)} and TASKS["segment"].split_size(tiny_seg, "val", deploy) == scored

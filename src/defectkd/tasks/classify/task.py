@@ -58,7 +58,7 @@ class ClassifyTask(Task):
             raise ConfigError("data check: --classes applies to --task detect")
         return check_classify(path, progress)
 
-    def split_size(self, data, split: str) -> int:
+    def split_size(self, data, split: str, config: dict | None = None) -> int:
         from defectkd.tasks.classify.val import classify_split_size
 
         return classify_split_size(data, split)

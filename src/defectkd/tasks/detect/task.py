@@ -52,7 +52,7 @@ class DetectTask(Task):
 
         return check_detect(path, progress, classes)
 
-    def split_size(self, data, split: str) -> int:
+    def split_size(self, data, split: str, config: dict | None = None) -> int:
         from defectkd.tasks.detect.val import detect_split_size
 
         return detect_split_size(data, split)

@@ -92,10 +92,10 @@ class SegmentTask(Task):
             raise ConfigError("data check: --classes applies to --task detect")
         return check_dataset(path, progress)
 
-    def split_size(self, data, split: str) -> int:
+    def split_size(self, data, split: str, config: dict | None = None) -> int:
         from defectkd.tasks.segment.dataset import scored_split
 
-        return len(scored_split(data, split)[0])
+        return len(scored_split(data, split, config)[0])
 
     # training
     def prepare_data(self, cfg) -> TrainData:

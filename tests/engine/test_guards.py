@@ -4,10 +4,12 @@ named; a term 10x the task loss is lowered to its balanced share (or, with domin
 import logging
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 
 from defectkd.core.errors import ConfigError, TrainingError
+from defectkd.distill.terms import DistillTerms
 from defectkd.engine.guards import CollapseGuard, check_teacher, term_ratios
 from defectkd.tasks import TASKS
 
@@ -38,34 +40,43 @@ def test_term_ratios_weigh_each_term_against_the_weighted_task_loss():
     assert [r for _, r in ratios.values()] == pytest.approx([144.0, 0.4])
 
 
-class _Module(SimpleNamespace):
-    """The two things the guard asks of a distillation module, with the terms' weights held here."""
+class _Terms(DistillTerms, L.LightningModule):
+    """The real mixin of every task's distillation module, with one logits kd term at weight 0.9 (hard weight 0.1)."""
 
-    def term_weights(self):
-        return list(self.weights)
-
-    def rescale_term(self, i, ratio):
-        self.weights[i] *= 0.5 / ratio  # a logits term's balanced share, as DistillTerms does
-        return self.weights[i]
-
-
-_DIST = object()  # the default: a fresh module per epoch
+    def __init__(self, balance: str = "none", share: float | None = None) -> None:
+        super().__init__()
+        self.model = torch.nn.Identity()
+        term = {"method": "kd", "on": "logits", "weight": 0.9, "params": {}, "share": share}
+        self.setup_terms({"hard_weight": 0.1, "losses": [term], "balance": balance, "balance_steps": 2}, None)
 
 
-def _epoch(guard, epoch: int, f1: float, module=_DIST):
+def _epoch(guard, epoch: int, f1: float, module=None, kd: float = 8.0):
     trainer = SimpleNamespace(current_epoch=epoch - 1, is_global_zero=True, strategy=SimpleNamespace(
         broadcast=lambda obj, src=0: obj), callback_metrics={
-        "val/f1": torch.tensor(f1), "train/hard_epoch": torch.tensor(0.5), "train/term0_kd_epoch": torch.tensor(8.0)})
-    guard.on_train_epoch_end(trainer, _Module(weights=[0.9], hard_weight=0.1) if module is _DIST else module)
+        "val/f1": torch.tensor(f1), "train/hard_epoch": torch.tensor(0.5), "train/term0_kd_epoch": torch.tensor(kd)})
+    guard.on_train_epoch_end(trainer, module if module is not None else _Terms())
 
 
 def test_a_dominating_term_is_lowered_to_its_share_and_said_so(caplog):
-    module = _Module(weights=[0.9], hard_weight=0.1)
+    module = _Terms()
     with caplog.at_level(logging.WARNING, logger="defectkd"):
         _epoch(CollapseGuard(TASKS["segment"], classes=2), 1, 0.4, module)
     # 144x (by hand above) -> weight 0.9 * 0.5 / 144 = 0.003125, so that 0.003125 * 8 / 0.05 = 0.5x the task loss
-    assert module.weights == pytest.approx([0.003125])
-    assert "the kd term stood at 144x the task loss" in caplog.text and "from 0.9 to 0.00312" in caplog.text
+    assert module.term_weights() == pytest.approx([0.003125])
+    assert "the kd term stood at 144x the task loss" in caplog.text and "from 0.9 to 0.0031" in caplog.text
+    shared = _Terms(share=0.2)  # a term's own share is where it goes: 0.9 * 0.2 / 144
+    _epoch(CollapseGuard(TASKS["segment"], classes=2), 1, 0.4, shared)
+    assert shared.term_weights() == pytest.approx([0.00125])
+
+
+def test_no_rescale_from_a_non_finite_epoch_or_while_the_balancer_still_measures():
+    module = _Terms()
+    for kd in (float("nan"), float("inf")):  # a skipped non-finite step poisons the epoch mean: nothing is judged
+        _epoch(CollapseGuard(TASKS["segment"], classes=2), 1, 0.4, module, kd=kd)
+    assert module.term_weights() == [0.9]
+    measuring = _Terms(balance="loss")  # 0 of its 2 batches seen: the balancer sets the weights, not the guard
+    _epoch(CollapseGuard(TASKS["segment"], classes=2), 1, 0.4, measuring, kd=1e6)
+    assert measuring.term_scale.tolist() == [1.0]
 
 
 def test_collapse_guard_stops_after_two_dead_epochs_and_names_the_term(caplog):

@@ -121,8 +121,8 @@ def weights_facts(path: str | Path) -> tuple[str | None, str | None]:
 
 
 def weights_config(path: str | Path) -> dict:
-    """The training config a checkpoint records (a deploy file: its data folder only), read cheaply; {} when the
-    file cannot be read this way. What `val` needs to know which pairs training held out."""
+    """The training config a checkpoint records (a deploy file: its data folder only, so the held-out draw is the
+    default fraction and seed, as `val` takes it), read cheaply; {} when the file cannot be read this way."""
     ckpt = _cheap_load(path) or {}
     if ckpt.get("format") == DEPLOY_FORMAT:
         return {"data": ckpt["data"]} if ckpt.get("data") else {}

@@ -92,6 +92,7 @@ class DistillTerms:
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A checkpoint written before term_scale existed resumes with every factor at 1."""
         checkpoint["state_dict"].setdefault("term_scale", torch.ones(len(self.terms)))
+        super().on_load_checkpoint(checkpoint)
 
     def _mean_over_ranks(self, row: torch.Tensor) -> torch.Tensor:
         trainer = self._trainer

@@ -11,6 +11,7 @@ gain" threads ended with a teacher that had not loaded (yzd-v/FGD#35).
 from __future__ import annotations
 
 import logging
+import math
 
 import lightning as L
 
@@ -61,18 +62,23 @@ class CollapseGuard(L.Callback):
         epoch = trainer.current_epoch + 1
         # rank 0's view decides, so that under DDP every process rescales the same term by the same factor
         ratios = trainer.strategy.broadcast(term_ratios(metrics, module.term_weights(), float(module.hard_weight)))
-        for i, (name, ratio) in ratios.items():
+        balancer = getattr(module, "balancer", None)
+        settled = balancer is None or not balancer.calibrating  # a calibrating balancer still sets the weights
+        for i, (method, ratio) in ratios.items():
+            if not math.isfinite(ratio):  # a skipped non-finite step poisoned the epoch mean: nothing to judge
+                continue
+            name = method if [m for m, _ in ratios.values()].count(method) == 1 else f"{i}_{method}"
             self.peak[name] = max(ratio, self.peak.get(name, 0.0))
             if ratio <= DOMINANT:
                 continue
-            if self.rescale:
+            if self.rescale and settled:
                 before = module.term_weights()[i]
                 after = module.rescale_term(i, ratio)
                 if trainer.is_global_zero:
                     log.warning(f"epoch {epoch}: the {name} term stood at {ratio:.0f}x the task loss, so the labels "
                                 f"barely counted; its weight goes from {before:.3g} to {after:.3g} (its balanced "
                                 "share) for the rest of the run (dominant=warn keeps the weights as given)")
-            elif name not in self.warned and trainer.is_global_zero:
+            elif not self.rescale and name not in self.warned and trainer.is_global_zero:
                 self.warned.add(name)
                 log.warning(f"epoch {epoch}: the {name} term is {ratio:.0f}x the task loss; the labels barely count "
                             "(balance=loss weighs terms from their size; dominant=rescale lowers it)")

@@ -4,6 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.helpers import REPO
@@ -327,3 +328,12 @@ def test_zoo_pack_halves_the_file_drops_the_data_path_and_keeps_the_outputs(tmp_
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(SystemExit, match="not a deploy file"):
         _load("zoo_pack").main([str(tmp_path / "other.pt"), "--name", "x", "--out-dir", str(tmp_path)])
+
+
+def test_val_test_rank_pools_f1_and_ranks_by_hand():
+    m = _load("val_test_rank")
+    rows = np.array([[8, 2, 0], [2, 0, 8]])  # tp, fp, fn of two images: F1 = 2*10 / (2*10 + 2 + 8) = 2/3
+    assert m.pooled_f1(rows) == pytest.approx(2 / 3)
+    assert m.rank_agreement([0.1, 0.2, 0.3], [0.5, 0.6, 0.7]) == pytest.approx(1.0)
+    # ranks (1, 2, 3) against (1, 3, 2): 1 - 6 * (0 + 1 + 1) / (3 * 8) = 0.5
+    assert m.rank_agreement([0.1, 0.2, 0.3], [0.5, 0.7, 0.6]) == pytest.approx(0.5)

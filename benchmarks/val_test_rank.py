@@ -13,35 +13,24 @@ Segmentation runs only (pooled crack F1 from per-image tp, fp, fn).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
 from scipy.stats import spearmanr
 
-from defectkd.core.runs import resolve_weights
-from defectkd.models.loading import load_checkpoint_model
-from defectkd.tasks import TASKS
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # seed_gain beside this script, however it is run
 
+from seed_gain import _rows  # noqa: E402  (its cache of per-image rows, shared)
 
-def pooled_f1(rows: np.ndarray) -> float:
-    """Crack F1 over all images from per-image (tp, fp, fn) rows."""
-    tp, fp, fn = (float(rows[:, k].sum()) for k in range(3))
-    return 2 * tp / max(1.0, 2 * tp + fp + fn)
+from defectkd.core.runs import resolve_weights  # noqa: E402
+from defectkd.models.loading import load_checkpoint_model  # noqa: E402
+from defectkd.tasks import TASKS  # noqa: E402
 
 
 def rank_agreement(val: list[float], test: list[float]) -> float:
     """Spearman's rank correlation of the two scores over the runs."""
     return float(spearmanr(val, test).statistic)
-
-
-def _seed_gain_rows():
-    spec = importlib.util.spec_from_file_location("seed_gain", Path(__file__).with_name("seed_gain.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module._rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,13 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    rows_of, task = _seed_gain_rows(), TASKS["segment"]
+    task = TASKS["segment"]
     weights = [resolve_weights(r) for r in args.runs]
     samples = task.eval_images(load_checkpoint_model(weights[0])[1], args.data, args.split).samples
     table = []
     for run, w in zip(args.runs, weights, strict=True):
         val = json.loads((Path(run) / "results.json").read_text())["val"]["f1"]
-        table.append((Path(run).name, float(val), pooled_f1(rows_of(task, Path(w), samples, cache))))
+        table.append((Path(run).name, float(val), float(task.rows_metric(_rows(task, Path(w), samples, cache)))))
     print(f"| run | val F1 | {args.split} F1 |\n|---|---|---|")
     for name, v, t in table:
         print(f"| {name} | {v:.4f} | {t:.4f} |")

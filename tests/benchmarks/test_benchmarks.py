@@ -331,9 +331,11 @@ def test_zoo_pack_halves_the_file_drops_the_data_path_and_keeps_the_outputs(tmp_
 
 
 def test_val_test_rank_pools_f1_and_ranks_by_hand():
+    from defectkd.tasks import TASKS
+
     m = _load("val_test_rank")
     rows = np.array([[8, 2, 0], [2, 0, 8]])  # tp, fp, fn of two images: F1 = 2*10 / (2*10 + 2 + 8) = 2/3
-    assert m.pooled_f1(rows) == pytest.approx(2 / 3)
+    assert float(TASKS["segment"].rows_metric(rows)) == pytest.approx(2 / 3)  # the script's test F1
     assert m.rank_agreement([0.1, 0.2, 0.3], [0.5, 0.6, 0.7]) == pytest.approx(1.0)
     # ranks (1, 2, 3) against (1, 3, 2): 1 - 6 * (0 + 1 + 1) / (3 * 8) = 0.5
     assert m.rank_agreement([0.1, 0.2, 0.3], [0.5, 0.7, 0.6]) == pytest.approx(0.5)

@@ -64,10 +64,11 @@ class CollapseGuard(L.Callback):
         ratios = trainer.strategy.broadcast(term_ratios(metrics, module.term_weights(), float(module.hard_weight)))
         balancer = getattr(module, "balancer", None)
         settled = balancer is None or not balancer.calibrating  # a calibrating balancer still sets the weights
+        methods = [m for m, _ in ratios.values()]
         for i, (method, ratio) in ratios.items():
             if not math.isfinite(ratio):  # a skipped non-finite step poisoned the epoch mean: nothing to judge
                 continue
-            name = method if [m for m, _ in ratios.values()].count(method) == 1 else f"{i}_{method}"
+            name = method if methods.count(method) == 1 else f"{i}_{method}"  # two terms of one method: by index
             self.peak[name] = max(ratio, self.peak.get(name, 0.0))
             if ratio <= DOMINANT:
                 continue

@@ -41,6 +41,8 @@ def safe_load(path: str | Path, mmap: bool = False) -> Any:
 
 DEPLOY_FORMAT = "defectkd-deploy-1"
 CLASSIFY_KEYS = ("task", "class_names", "imgsz")  # extra deploy-file keys of a classifier (and of a detector)
+# how training drew its validation images: `val --split val` on the deploy file must score the same held-out draw
+SPLIT_KEYS = ("val_fraction", "split_seed", "folds", "fold")
 
 
 def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
@@ -57,6 +59,7 @@ def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
         deploy.update({k: config[k] for k in CLASSIFY_KEYS})
     if config.get("data"):  # where it was trained: an export's default size and parity image come from there
         deploy["data"] = str(config["data"])
+    deploy.update({k: config[k] for k in SPLIT_KEYS if config.get(k) is not None})
     torch.save(deploy, out)
     return Path(out)
 
@@ -86,8 +89,9 @@ def read_checkpoint(path: str | Path) -> dict:
         path = resolve_weights(path)
     ckpt = safe_load(path)
     if isinstance(ckpt, dict) and ckpt.get("format") == DEPLOY_FORMAT:
+        kept = {k: ckpt[k] for k in (*CLASSIFY_KEYS, *SPLIT_KEYS, "data") if k in ckpt}
         hp = {"model_name": ckpt["model_name"], "model_kwargs": ckpt["model_kwargs"],
-              "config": {"threshold": ckpt["threshold"], **{k: ckpt[k] for k in (*CLASSIFY_KEYS, "data") if k in ckpt}}}
+              "config": {"threshold": ckpt["threshold"], **kept}}
         ckpt = {"state_dict": {f"model.{k}": v for k, v in ckpt["state_dict"].items()}, "hyper_parameters": hp}
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise WeightsError(f"{path}: not a defectkd checkpoint (no state_dict / hyper_parameters)")
@@ -121,9 +125,9 @@ def weights_facts(path: str | Path) -> tuple[str | None, str | None]:
 
 
 def weights_config(path: str | Path) -> dict:
-    """The training config a checkpoint records (a deploy file: its data folder only, so the held-out draw is the
-    default fraction and seed, as `val` takes it), read cheaply; {} when the file cannot be read this way."""
+    """The training config a checkpoint records (a deploy file: its data folder and how it drew its validation
+    images), read cheaply; {} when the file cannot be read this way."""
     ckpt = _cheap_load(path) or {}
     if ckpt.get("format") == DEPLOY_FORMAT:
-        return {"data": ckpt["data"]} if ckpt.get("data") else {}
+        return {k: ckpt[k] for k in ("data", *SPLIT_KEYS) if ckpt.get(k) is not None}
     return dict((ckpt.get("hyper_parameters") or {}).get("config") or {})

@@ -276,4 +276,32 @@ def test_the_val_progress_total_counts_the_pairs_val_scores(cli, trained, tiny_s
     assert TASKS["segment"].split_size(tiny_seg, "val", config) == scored
     assert TASKS["segment"].split_size(tiny_seg, "val") == 24  # another folder's view: scored whole
     deploy = weights_config(trained / "weights" / "deploy.pt")
-    assert deploy == {"data": str(tiny_seg)} and TASKS["segment"].split_size(tiny_seg, "val", deploy) == scored
+    assert deploy == {"data": str(tiny_seg), "val_fraction": 0.1, "split_seed": 0}
+    assert TASKS["segment"].split_size(tiny_seg, "val", deploy) == scored
+
+
+@pytest.mark.parametrize("split", [{"val_fraction": 0.25, "split_seed": 3}, {"folds": 4, "fold": 1, "split_seed": 2}])
+def test_a_deploy_file_holds_out_what_its_training_held_out(cli, trained, tiny_seg, tmp_path, split):
+    """A run trained with another validation draw (fraction and seed, or a k-fold fold) writes it into its deploy
+    file, so `val --split val` on the deploy file scores exactly the images training held out (here recomputed with
+    random.Random as the split does), never images it trained on."""
+    import random
+
+    from defectkd.core.checkpoint import save_deploy_file, weights_config
+    from defectkd.data.layouts import discover
+    from defectkd.tasks.segment.dataset import scored_split
+
+    ckpt = torch.load(trained / "weights" / "best.pt", map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["config"].update(split)
+    torch.save(ckpt, tmp_path / "best.pt")
+    deploy = save_deploy_file(tmp_path / "best.pt", tmp_path / "deploy.pt")
+    assert {k: weights_config(deploy)[k] for k in split} == split
+    pool = discover(tiny_seg).labelled("all")
+    order = list(range(len(pool)))
+    random.Random(split["split_seed"]).shuffle(order)
+    held = order[split["fold"]::split["folds"]] if "folds" in split else order[:round(len(pool) * 0.25)]
+    r = cli("val", "--weights", deploy, "--data", tiny_seg, "--split", "val", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["metrics"]["images"] == len(held) == 6
+    scored, how = scored_split(tiny_seg, "val", weights_config(deploy))
+    assert sorted(s.image.name for s in scored) == sorted(pool[i].image.name for i in held) and "held out" in how

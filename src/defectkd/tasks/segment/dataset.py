@@ -211,6 +211,14 @@ def split_train_val(
             f"{n_val} of {len(train)} '{train_key}' pairs drawn with seed {seed}")
 
 
+def training_split(source: SegmentationSource, config: dict) -> tuple[list[Sample], list[Sample], str]:
+    """The train/validation split a run with this config made (its `val_fraction`, `split_seed` and k-fold
+    `folds`/`fold`, defaults 0.1, 0, none), so scoring its 'val' never touches the images it trained on."""
+    folds = config.get("folds")
+    return split_train_val(source, float(config.get("val_fraction", 0.1)), int(config.get("split_seed", 0)),
+                           int(folds) if folds else None, int(config.get("fold") or 0) if folds else None)
+
+
 def _fold_split(pool: list[Sample], folds: int, fold: int, seed: int, key: str):
     if len(pool) < folds:
         raise DataError(f"{folds}-fold cross-validation needs at least {folds} labelled pairs, found {len(pool)}")
@@ -250,7 +258,7 @@ def scored_split(data: str | Path, split: str, config: dict | None = None) -> tu
     held_out = split == "val" and "val" not in source.splits
     trained_here = config.get("data") and Path(str(config["data"])).resolve() == Path(data).resolve()
     if held_out and ("train" in source.splits or ("all" in source.splits and trained_here)):
-        _, val, how = split_train_val(source, float(config.get("val_fraction", 0.1)), int(config.get("split_seed", 0)))
+        _, val, how = training_split(source, config)
         return val, f"held out of training: {how}"
     samples = eval_samples(source, split)
     if not samples:

@@ -230,12 +230,10 @@ class SegmentTask(Task):
 
     def eval_images(self, hp: dict, data, split: str) -> EvalImages:
         from defectkd.data.layouts import discover
-        from defectkd.tasks.segment.dataset import eval_samples, split_train_val
+        from defectkd.tasks.segment.dataset import eval_samples, training_split
 
-        config = hp.get("config", {})
         source = discover(data)
-        train, val, _ = split_train_val(source, float(config.get("val_fraction", 0.1)),
-                                        int(config.get("split_seed", 0)))
+        train, val, _ = training_split(source, hp.get("config", {}))
         samples = val if split == "val" else eval_samples(source, split)
         return EvalImages(self.name, [s.image for s in train], samples, ["background", "crack"])
 

@@ -70,6 +70,14 @@ def test_entry_point_error_is_one_line():
     assert "Traceback" not in r.stderr
 
 
+def test_python_dash_m_runs_the_cli():
+    """`python -m defectkd` is the same CLI (a source checkout on PYTHONPATH, with no console script installed)."""
+    r = subprocess.run([sys.executable, "-m", "defectkd", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f"defectkd {__version__}"
+    r = subprocess.run([sys.executable, "-m", "defectkd", "data", "check", "/not/here"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip() == "error: /not/here: data path does not exist"
+
+
 @pytest.mark.realdata
 @pytest.mark.skipif(not (SHARED_DATASETS / "deepcrack").is_dir(), reason="../shared/datasets/deepcrack absent")
 def test_check_deepcrack(cli):

@@ -339,3 +339,29 @@ def test_val_test_rank_pools_f1_and_ranks_by_hand():
     assert m.rank_agreement([0.1, 0.2, 0.3], [0.5, 0.6, 0.7]) == pytest.approx(1.0)
     # ranks (1, 2, 3) against (1, 3, 2): 1 - 6 * (0 + 1 + 1) / (3 * 8) = 0.5
     assert m.rank_agreement([0.1, 0.2, 0.3], [0.5, 0.7, 0.6]) == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_gpu_campaign_runs_end_to_end_on_the_cpu(tiny_seg, tmp_path):
+    """The prepared GPU campaign (one device call, never run on a GPU here) runs its whole plumbing on the CPU at one
+    epoch: both teachers, eight student runs, and the files the device tool brings back ($OUT: the two teachers'
+    deploy files, two tars of the students' deploy files, summary.json naming every run, the log)."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    out, project = tmp_path / "out", tmp_path / "proj"
+    env = {**os.environ, "DEVICE": "cpu", "DATA": str(tiny_seg), "EPOCHS_T": "1", "EPOCHS_S": "1",
+           "PY": sys.executable, "OUT": str(out), "PROJECT": str(project), "DISTILL_EXTRA": "teacher_check=false"}
+    r = subprocess.run(["bash", str(BENCH / "gpu_campaign.sh")], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["campaign.log", "gt-edge-m-s0.pt", "gt-edge-m-s1.pt",
+                                                     "students-n.tar", "students-s.tar", "summary.json"]
+    for st in "ns":
+        with tarfile.open(out / f"students-{st}.tar") as tar:
+            assert sorted(tar.getnames()) == [f"{k}-{st}-s{s}/weights/deploy.pt" for k in ("ga", "gd") for s in (0, 1)]
+    summary = json.loads((out / "summary.json").read_text())
+    runs = {f"{k}-{st}-s{s}" for k in ("ga", "gd") for st in "ns" for s in (0, 1)} | {"gt-edge-m-s0", "gt-edge-m-s1"}
+    assert set(summary) == runs and not any(v.get("failed") for v in summary.values())
+    assert summary["gd-n-s0"]["term_weights"] and summary["gt-edge-m-s0"]["epochs_run"] == 1

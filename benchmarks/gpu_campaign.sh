@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Issues 21 and 23 on a GPU, in ONE device-tool call (5-7 minutes on an H200, by estimate: never run yet): do longer-trained teachers
+# (the CPU could afford 40 epochs) lift the distilled edge students past the CPU ceiling (test F1 ~0.865)?
+#
+#   1. two mcff-edge-m teachers, seeds 0 and 1, $EPOCHS_T epochs with EMA (the T2 recipe of docs/benchmarks.md,
+#      only longer), side by side on the one GPU;
+#   2. mcff-edge-n and mcff-edge-s, seeds 0 and 1, each distilled from the two teachers averaged (rfkd, the default)
+#      and trained alone, 20 epochs: the same budget as the CPU tables; eight runs side by side;
+#   3. into $OUT: both teachers' deploy files, the students' deploy files (two tars), summary.json (validation F1 and
+#      wall time of every run) and campaign.log. Test scoring happens back on the CPU machine (the test split does
+#      not travel: 64 MiB): `python benchmarks/seed_gain.py` and `defectkd val --split test` on the unpacked files.
+#
+# Prepare here first: bash benchmarks/gpu_prepare.sh. Then, with the device tool:
+#   run(command="bash benchmarks/gpu_campaign.sh", carry=[".whl", ".gpu"], timeout_s=600)
+# A CPU dry run of the plumbing (a minute): DEVICE=cpu DATA=<tiny set> EPOCHS_T=1 EPOCHS_S=1 PY=.venv/bin/python \
+#   OUT=/tmp/gpu-out PROJECT=/tmp/gpu-proj DISTILL_EXTRA=teacher_check=false bash benchmarks/gpu_campaign.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs-gpu/out}; DATA=${DATA:-.gpu/deepcrack}; DEVICE=${DEVICE:-gpu}; PY=${PY:-python3}
+EPOCHS_T=${EPOCHS_T:-80}; EPOCHS_S=${EPOCHS_S:-20}; TIME_T=${TIME_T:-3.5}; TIME_S=${TIME_S:-2}
+PROJECT=${PROJECT:-runs-gpu}; DISTILL_EXTRA=${DISTILL_EXTRA:-}  # e.g. teacher_check=false for a 1-epoch dry run
+mkdir -p "$OUT" "$PROJECT"
+exec > >(tee "$OUT/campaign.log") 2>&1
+if ! "$PY" -c "import pydantic, segmentation_models_pytorch" 2>/dev/null; then  # the device image lacks them
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || { echo "wheel install failed"; exit 3; }
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
+K=("$PY" -m defectkd)
+"${K[@]}" --version || { echo "defectkd does not import here"; exit 3; }
+"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+R=$PROJECT/segment
+common=(--imgsz 256 --batch 8 workers=2 "project=$PROJECT" "device=$DEVICE")
+start=$(date +%s)
+
+echo "== teachers: mcff-edge-m x2, $EPOCHS_T epochs, ema 0.99 (time limit $TIME_T min each)"
+pids=()  # a bare `wait` would also wait for the tee above, which never ends
+for s in 0 1; do
+  "${K[@]}" train segment --data "$DATA" --model mcff-edge-m --epochs "$EPOCHS_T" --seed $s --name "gt-edge-m-s$s" \
+    "${common[@]}" ema=0.99 "time_limit=$TIME_T" > "$PROJECT/gt-s$s.log" 2>&1 &
+  pids+=($!)
+done
+wait "${pids[@]}"
+tail -n 3 "$PROJECT"/gt-s*.log
+T=$R/gt-edge-m-s0,$R/gt-edge-m-s1
+[ -f "$R/gt-edge-m-s0/weights/deploy.pt" ] && [ -f "$R/gt-edge-m-s1/weights/deploy.pt" ] || { echo "a teacher failed"; exit 4; }
+echo "== teachers done after $(( $(date +%s) - start )) s"
+
+pids=()
+echo "== students: mcff-edge-n / -s, seeds 0 and 1, rfkd from both teachers and alone, $EPOCHS_S epochs"
+for st in n s; do for s in 0 1; do
+  "${K[@]}" distill segment --data "$DATA" --teacher "$T" --student "mcff-edge-$st" --method rfkd --epochs "$EPOCHS_S" \
+    --seed $s --name "gd-$st-s$s" "${common[@]}" "time_limit=$TIME_S" $DISTILL_EXTRA > "$PROJECT/gd-$st-s$s.log" 2>&1 &
+  pids+=($!)
+  "${K[@]}" train segment --data "$DATA" --model "mcff-edge-$st" --epochs "$EPOCHS_S" --seed $s --name "ga-$st-s$s" \
+    "${common[@]}" "time_limit=$TIME_S" > "$PROJECT/ga-$st-s$s.log" 2>&1 &
+  pids+=($!)
+done; done
+wait "${pids[@]}"
+echo "== students done after $(( $(date +%s) - start )) s"
+
+for s in 0 1; do cp "$R/gt-edge-m-s$s/weights/deploy.pt" "$OUT/gt-edge-m-s$s.pt" 2>/dev/null; done
+for st in n s; do
+  tar -cf "$OUT/students-$st.tar" -C "$R" $(cd "$R" && ls -d g[da]-$st-s*/weights/deploy.pt 2>/dev/null)
+done
+"$PY" - "$R" "$OUT/summary.json" <<'PY'
+import json, sys
+from pathlib import Path
+rows = {}
+for run in sorted(Path(sys.argv[1]).iterdir()):
+    res = run / "results.json"
+    if res.is_file():
+        r = json.loads(res.read_text())
+        rows[run.name] = {"epochs_run": r.get("epochs_run"), "val": r.get("val"), "term_weights": r.get("term_weights")}
+    else:
+        rows[run.name] = {"failed": True}
+Path(sys.argv[2]).write_text(json.dumps(rows, indent=1, default=str))
+print(json.dumps({k: (v.get("val") or {}).get("f1") for k, v in rows.items()}, indent=1))
+PY
+tail -n 2 "$PROJECT"/g[da]-*.log
+ls -la "$OUT"

@@ -19,18 +19,21 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-runs-gpu/out}; DATA=${DATA:-.gpu/deepcrack}; DEVICE=${DEVICE:-gpu}; PY=${PY:-python3}
 EPOCHS_T=${EPOCHS_T:-80}; EPOCHS_S=${EPOCHS_S:-20}; TIME_T=${TIME_T:-3.5}; TIME_S=${TIME_S:-2}
 PROJECT=${PROJECT:-runs-gpu}; DISTILL_EXTRA=${DISTILL_EXTRA:-}  # e.g. teacher_check=false for a 1-epoch dry run
+R=$PROJECT/segment
+if [ -e "$R" ]; then echo "$R exists: the campaign reads its runs by name, give PROJECT=<a new folder>"; exit 2; fi
 mkdir -p "$OUT" "$PROJECT"
 exec > >(tee "$OUT/campaign.log") 2>&1
+tee_pid=$!
 if ! "$PY" -c "import pydantic, segmentation_models_pytorch" 2>/dev/null; then  # the device image lacks them
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || { echo "wheel install failed"; exit 3; }
-  export PYTHONPATH=/tmp/site
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  "$PY" -c "import pydantic, segmentation_models_pytorch" || { echo "carried wheels do not import"; exit 3; }
 fi
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
 K=("$PY" -m defectkd)
 "${K[@]}" --version || { echo "defectkd does not import here"; exit 3; }
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-R=$PROJECT/segment
 common=(--imgsz 256 --batch 8 workers=2 "project=$PROJECT" "device=$DEVICE")
 start=$(date +%s)
 
@@ -41,7 +44,7 @@ for s in 0 1; do
     "${common[@]}" ema=0.99 "time_limit=$TIME_T" > "$PROJECT/gt-s$s.log" 2>&1 &
   pids+=($!)
 done
-wait "${pids[@]}"
+for p in "${pids[@]}"; do wait "$p"; done
 tail -n 3 "$PROJECT"/gt-s*.log
 T=$R/gt-edge-m-s0,$R/gt-edge-m-s1
 [ -f "$R/gt-edge-m-s0/weights/deploy.pt" ] && [ -f "$R/gt-edge-m-s1/weights/deploy.pt" ] || { echo "a teacher failed"; exit 4; }
@@ -57,26 +60,34 @@ for st in n s; do for s in 0 1; do
     "${common[@]}" "time_limit=$TIME_S" > "$PROJECT/ga-$st-s$s.log" 2>&1 &
   pids+=($!)
 done; done
-wait "${pids[@]}"
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
 echo "== students done after $(( $(date +%s) - start )) s"
 
 for s in 0 1; do cp "$R/gt-edge-m-s$s/weights/deploy.pt" "$OUT/gt-edge-m-s$s.pt" 2>/dev/null; done
 for st in n s; do
-  tar -cf "$OUT/students-$st.tar" -C "$R" $(cd "$R" && ls -d g[da]-$st-s*/weights/deploy.pt 2>/dev/null)
+  files=$(cd "$R" && ls -d g[da]-$st-s*/weights/deploy.pt 2>/dev/null)
+  [ -n "$files" ] && tar -cf "$OUT/students-$st.tar" -C "$R" $files
 done
 "$PY" - "$R" "$OUT/summary.json" <<'PY'
 import json, sys
 from pathlib import Path
 rows = {}
-for run in sorted(Path(sys.argv[1]).iterdir()):
+names = [f"gt-edge-m-s{s}" for s in (0, 1)] + [f"g{k}-{st}-s{s}" for k in "ad" for st in "ns" for s in (0, 1)]
+for name in names:
+    run = Path(sys.argv[1]) / name
     res = run / "results.json"
     if res.is_file():
         r = json.loads(res.read_text())
-        rows[run.name] = {"epochs_run": r.get("epochs_run"), "val": r.get("val"), "term_weights": r.get("term_weights")}
+        rows[name] = {"epochs_run": r.get("epochs_run"), "val": r.get("val"), "term_weights": r.get("term_weights")}
     else:
-        rows[run.name] = {"failed": True}
+        rows[name] = {"failed": True}
 Path(sys.argv[2]).write_text(json.dumps(rows, indent=1, default=str))
 print(json.dumps({k: (v.get("val") or {}).get("f1") for k, v in rows.items()}, indent=1))
 PY
 tail -n 2 "$PROJECT"/g[da]-*.log
 ls -la "$OUT"
+echo "failed student runs: $failed"
+exec >&- 2>&-
+wait "$tee_pid"  # the log is whole before the device tool collects $OUT
+[ "$failed" = 0 ] || exit 5

@@ -12,7 +12,7 @@ mkdir -p .whl .gpu/deepcrack
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
     "pydantic==2.14.4" "pydantic-core==2.50.5" "annotated-types==0.8.0" "typing-inspection==0.4.5" \
-    "segmentation-models-pytorch==0.6.0"
+    "segmentation-models-pytorch==0.6.0" "typing-extensions==4.16.0"  # pydantic-core needs typing-extensions>=4.16
 rm -rf .gpu/deepcrack/train && cp -r "$SRC/train" .gpu/deepcrack/train
 du -sh .whl .gpu
 echo "ready: run benchmarks/gpu_campaign.sh through the device tool with carry [\".whl\", \".gpu\"]"

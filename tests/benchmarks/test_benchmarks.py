@@ -365,3 +365,6 @@ def test_gpu_campaign_runs_end_to_end_on_the_cpu(tiny_seg, tmp_path):
     runs = {f"{k}-{st}-s{s}" for k in ("ga", "gd") for st in "ns" for s in (0, 1)} | {"gt-edge-m-s0", "gt-edge-m-s1"}
     assert set(summary) == runs and not any(v.get("failed") for v in summary.values())
     assert summary["gd-n-s0"]["term_weights"] and summary["gt-edge-m-s0"]["epochs_run"] == 1
+    assert "failed student runs: 0" in (out / "campaign.log").read_text()  # the log is whole when the script ends
+    again = subprocess.run(["bash", str(BENCH / "gpu_campaign.sh")], env=env, capture_output=True, text=True)
+    assert again.returncode == 2 and "exists" in again.stdout  # never reads an earlier campaign's runs as its own

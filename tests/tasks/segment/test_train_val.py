@@ -305,3 +305,29 @@ def test_a_deploy_file_holds_out_what_its_training_held_out(cli, trained, tiny_s
     assert json.loads(r.out)["metrics"]["images"] == len(held) == 6
     scored, how = scored_split(tiny_seg, "val", weights_config(deploy))
     assert sorted(s.image.name for s in scored) == sorted(pool[i].image.name for i in held) and "held out" in how
+
+
+def test_a_kfold_run_on_a_set_with_a_val_split_scores_its_fold(tiny_seg, tmp_path):
+    """k-fold pools train and val: `val --split val` of a fold's weights scores that fold, not the set's val split
+    (three quarters of which the fold trained on)."""
+    import random
+    import shutil
+
+    from defectkd.data.layouts import discover
+    from defectkd.tasks.segment.dataset import scored_split
+
+    names = sorted(p.name for p in (tiny_seg / "images").iterdir())
+    for split, chunk in (("train", names[:16]), ("val", names[16:])):
+        for sub in ("images", "masks"):
+            (tmp_path / split / sub).mkdir(parents=True)
+            for n in chunk:
+                shutil.copy(tiny_seg / sub / n, tmp_path / split / sub / n)
+    source = discover(tmp_path)
+    pool = source.labelled("train") + source.labelled("val")
+    order = list(range(len(pool)))
+    random.Random(0).shuffle(order)
+    fold = sorted(pool[i].image.name for i in order[1::4])
+    scored, how = scored_split(tmp_path, "val", {"folds": 4, "fold": 1, "split_seed": 0})
+    assert sorted(s.image.name for s in scored) == fold and "fold 2 of 4" in how
+    plain, _ = scored_split(tmp_path, "val", {})
+    assert sorted(s.image.name for s in plain) == names[16:]  # without folds: the set's own val split

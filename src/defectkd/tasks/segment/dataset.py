@@ -255,7 +255,8 @@ def scored_split(data: str | Path, split: str, config: dict | None = None) -> tu
     a flat folder the weights were trained on. Any other flat folder is scored whole."""
     config = config or {}
     source = discover(data)
-    held_out = split == "val" and "val" not in source.splits
+    # a k-fold run pooled train and val, so even a set's own val split is mostly images it trained on
+    held_out = split == "val" and ("val" not in source.splits or bool(config.get("folds")))
     trained_here = config.get("data") and Path(str(config["data"])).resolve() == Path(data).resolve()
     if held_out and ("train" in source.splits or ("all" in source.splits and trained_here)):
         _, val, how = training_split(source, config)

@@ -356,15 +356,15 @@ def test_gpu_campaign_runs_end_to_end_on_the_cpu(tiny_seg, tmp_path):
            "PY": sys.executable, "OUT": str(out), "PROJECT": str(project), "DISTILL_EXTRA": "teacher_check=false"}
     r = subprocess.run(["bash", str(BENCH / "gpu_campaign.sh")], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["campaign.log", "gt-edge-m-s0.pt", "gt-edge-m-s1.pt",
+    assert sorted(p.name for p in out.iterdir()) == ["campaign.log", "gt-s0.pt", "gt-s1.pt",
                                                      "students-n.tar", "students-s.tar", "summary.json"]
     for st in "ns":
         with tarfile.open(out / f"students-{st}.tar") as tar:
             assert sorted(tar.getnames()) == [f"{k}-{st}-s{s}/weights/deploy.pt" for k in ("ga", "gd") for s in (0, 1)]
     summary = json.loads((out / "summary.json").read_text())
-    runs = {f"{k}-{st}-s{s}" for k in ("ga", "gd") for st in "ns" for s in (0, 1)} | {"gt-edge-m-s0", "gt-edge-m-s1"}
+    runs = {f"{k}-{st}-s{s}" for k in ("ga", "gd") for st in "ns" for s in (0, 1)} | {"gt-s0", "gt-s1"}
     assert set(summary) == runs and not any(v.get("failed") for v in summary.values())
-    assert summary["gd-n-s0"]["term_weights"] and summary["gt-edge-m-s0"]["epochs_run"] == 1
+    assert summary["gd-n-s0"]["term_weights"] and summary["gt-s0"]["epochs_run"] == 1
     assert "failed student runs: 0" in (out / "campaign.log").read_text()  # the log is whole when the script ends
     again = subprocess.run(["bash", str(BENCH / "gpu_campaign.sh")], env=env, capture_output=True, text=True)
     assert again.returncode == 2 and "exists" in again.stdout  # never reads an earlier campaign's runs as its own

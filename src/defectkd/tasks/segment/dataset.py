@@ -213,10 +213,10 @@ def split_train_val(
 
 def training_split(source: SegmentationSource, config: dict) -> tuple[list[Sample], list[Sample], str]:
     """The train/validation split a run with this config made (its `val_fraction`, `split_seed` and k-fold
-    `folds`/`fold`, defaults 0.1, 0, none), so scoring its 'val' never touches the images it trained on."""
-    folds = config.get("folds")
+    `folds`/`fold`, defaults 0.1, 0, none): training draws with it, and so do the views that score its 'val', so
+    they never touch the images it trained on."""
     return split_train_val(source, float(config.get("val_fraction", 0.1)), int(config.get("split_seed", 0)),
-                           int(folds) if folds else None, int(config.get("fold") or 0) if folds else None)
+                           config.get("folds"), config.get("fold"))
 
 
 def _fold_split(pool: list[Sample], folds: int, fold: int, seed: int, key: str):

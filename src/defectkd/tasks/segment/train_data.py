@@ -10,7 +10,7 @@ from defectkd.core.errors import DataError
 from defectkd.data.layouts import discover
 from defectkd.engine.epoch_seed import seed_augmentation_worker
 from defectkd.tasks.segment.check import validate
-from defectkd.tasks.segment.dataset import drop_bad, split_train_val
+from defectkd.tasks.segment.dataset import drop_bad, training_split
 
 log = logging.getLogger("defectkd")
 
@@ -27,7 +27,7 @@ def checked_samples(cfg):
         raise DataError(f"{blocking[0]}{more}; see `defectkd data check {cfg.data}` or pass --skip-bad")
     if blocking:
         log.info("skipping %d bad pairs (--skip-bad)", len(report["bad_images"]))
-    train, val, how = split_train_val(source, cfg.val_fraction, cfg.split_seed, cfg.folds, cfg.fold)
+    train, val, how = training_split(source, dict(cfg))  # the draw val, --calibrate and export score again
     bad = set(report["bad_images"])
     train, val = drop_bad(train, bad), drop_bad(val, bad)
     if not train or not val:

@@ -37,6 +37,13 @@ register(ModelSpec(
     "MCFF-Edge m: widths 64/128/320, depths 2/3/6; 2.11 M params, 2.26 GMACs@448",
     {"widths": (64, 128, 320), "depths": (2, 3, 6), "decoder_width": 64, "classes": 2},
 ))
+for _size in ("n", "s"):
+    register(ModelSpec(
+        f"mcff-edge-{_size}-rep", "segment", "student", partial(MCFFEdgeNet, rep=True),
+        f"MCFF-Edge {_size} trained with re-parameterisable branches (1x1 + identity, MobileOne-style), folded on "
+        f"load: deploys as mcff-edge-{_size}, same graph and speed",
+        dict(model_spec(f"mcff-edge-{_size}").defaults),
+    ))
 register(ModelSpec(
     "mcff-teacher", "segment", "teacher", MCFFNet,
     "MCFF Net teacher: dim 64, 8 blocks, dropout 0.5 before each upsampling",

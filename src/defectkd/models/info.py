@@ -12,6 +12,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from defectkd.models import build_model, model_spec
+from defectkd.models.rep import fuse_branches
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -105,7 +106,7 @@ def model_info(name: str, imgsz: int = 448, repeats: int = 10, threads: int | No
     """Parameters, GMACs and (optionally) median CPU latency / FPS of a registered model, in PyTorch eager and
     (when onnxruntime is installed) in ONNX Runtime with the same thread count."""
     spec = model_spec(name)
-    model = build_model(name)
+    model = fuse_branches(build_model(name).eval())  # the deployed graph: training-only branches folded
     macs = count_macs(model, imgsz)
     info = {
         "model": name, "task": spec.task, "role": spec.role, "imgsz": imgsz,

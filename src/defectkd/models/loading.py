@@ -10,12 +10,13 @@ from torch import nn
 from defectkd.core.checkpoint import read_checkpoint
 from defectkd.core.errors import WeightsError
 from defectkd.models.registry import build_model, list_models
+from defectkd.models.rep import fuse_branches
 
 
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild the model saved in a defectkd checkpoint or deploy file; returns (model in eval mode,
-    hyper-parameters: model_name, model_kwargs, config with at least the threshold). A run folder means its
-    weights/best.pt."""
+    """Rebuild the model saved in a defectkd checkpoint or deploy file; returns (model in eval mode with its
+    training branches folded (models/rep.py: the deployed graph), hyper-parameters: model_name, model_kwargs,
+    config with at least the threshold). A run folder means its weights/best.pt."""
     ckpt = read_checkpoint(path)
     hp = ckpt["hyper_parameters"]
     model_name = hp["model_name"]
@@ -26,7 +27,7 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
     except RuntimeError as exc:
         reason = str(exc).splitlines()[0][:120]
         raise WeightsError(f"{path}: weights do not fit model {model_name!r} ({reason})") from None
-    return model.eval(), hp
+    return fuse_branches(model.eval()), hp
 
 
 def model_task(name: str | None) -> str | None:

@@ -48,6 +48,10 @@ Variants (models/__init__.py): n = widths 32/64/176, depths 1/2/3, decoder 32 (0
 at 448x448); s = 48/96/192, 1/2/4, decoder 48 (0.56 M, 0.77 GMACs); m = 64/128/320, 2/3/6, decoder 64
 (2.11 M, 2.26 GMACs). Feature tap (`feature_layer`): `decoder.block.act`, the fused multi-scale decoder
 feature at 1/4 (decoder_width channels), like the 1/4-scale decoder taps of pct-tiny and the smp teachers.
+
+`rep=True` (mcff-edge-n-rep / -s-rep) trains every conv + BN with re-parameterisable branches (a 1x1 conv + BN
+at the kernel's centre, a BN-only identity where shapes allow; the strip cross gets them on its horizontal
+strip only); loading folds them (models/rep.py), so the deployed model is mcff-edge-n / -s, tensor for tensor.
 """
 from __future__ import annotations
 
@@ -56,25 +60,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from defectkd.models.base import SegmentationNet
+from defectkd.models.rep import ConvBN
 
 BRANCHES = ("standard", "dilated", "rect")
 
 
 def _conv_bn(cin: int, cout: int, k: int | tuple[int, int] = 1, stride: int = 1, dilation: int = 1,
-             groups: int = 1, relu: bool = True) -> nn.Sequential:
-    """Conv (no bias) + BatchNorm (+ ReLU, not in place: a hook on the BatchNorm must keep its output)."""
-    kh, kw = (k, k) if isinstance(k, int) else k
-    pad = (dilation * (kh - 1) // 2, dilation * (kw - 1) // 2)
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, (kh, kw), stride=stride, padding=pad, dilation=dilation,
-                                         groups=groups, bias=False), nn.BatchNorm2d(cout)]
-    if relu:
-        layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+             groups: int = 1, relu: bool = True, rep: bool = False) -> ConvBN:
+    """Conv (no bias) + BatchNorm (+ ReLU); `rep` adds training-time branches folded away on load (models/rep.py)."""
+    return ConvBN(cin, cout, (k, k) if isinstance(k, int) else k, stride=stride, dilation=dilation, groups=groups,
+                  relu=relu, rep=rep)
 
 
-def _separable(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+def _separable(cin: int, cout: int, stride: int = 1, rep: bool = False) -> nn.Sequential:
     """Depthwise 3x3 (stride) + BN + ReLU, then 1x1 + BN + ReLU."""
-    return nn.Sequential(_conv_bn(cin, cin, 3, stride=stride, groups=cin), _conv_bn(cin, cout, 1))
+    return nn.Sequential(_conv_bn(cin, cin, 3, stride=stride, groups=cin, rep=rep), _conv_bn(cin, cout, 1, rep=rep))
 
 
 def _up(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -84,9 +84,9 @@ def _up(x: torch.Tensor, factor: int) -> torch.Tensor:
 class StripBranch(nn.Module):
     """MCFF's rectangular field as depthwise strips: ReLU(BN(1 x k) + BN(k x 1)), a cross of long thin lines."""
 
-    def __init__(self, channels: int, k: int) -> None:
+    def __init__(self, channels: int, k: int, rep: bool = False) -> None:
         super().__init__()
-        self.horizontal = _conv_bn(channels, channels, (1, k), groups=channels, relu=False)
+        self.horizontal = _conv_bn(channels, channels, (1, k), groups=channels, relu=False, rep=rep)
         self.vertical = _conv_bn(channels, channels, (k, 1), groups=channels, relu=False)
         self.act = nn.ReLU()
 
@@ -98,15 +98,15 @@ class MultiPathBlock(nn.Module):
     """Three depthwise branches, each BN + ReLU: standard (3x3), dilated (3x3, dilation d) and rect (1xk + kx1);
     fused by `add` (sum, then 1x1 C -> C) or `cat` (concat, then 1x1 3C -> C), BN, residual add, ReLU."""
 
-    def __init__(self, channels: int, dilation: int, strip: int, fusion: str = "add") -> None:
+    def __init__(self, channels: int, dilation: int, strip: int, fusion: str = "add", rep: bool = False) -> None:
         super().__init__()
         if fusion not in ("add", "cat"):
             raise ValueError(f"fusion must be 'add' or 'cat', got {fusion!r}")
         self.fusion = fusion
-        self.standard = _conv_bn(channels, channels, 3, groups=channels)
-        self.dilated = _conv_bn(channels, channels, 3, dilation=dilation, groups=channels)
-        self.rect = StripBranch(channels, strip)
-        self.fuse = _conv_bn((3 if fusion == "cat" else 1) * channels, channels, 1, relu=False)
+        self.standard = _conv_bn(channels, channels, 3, groups=channels, rep=rep)
+        self.dilated = _conv_bn(channels, channels, 3, dilation=dilation, groups=channels, rep=rep)
+        self.rect = StripBranch(channels, strip, rep)
+        self.fuse = _conv_bn((3 if fusion == "cat" else 1) * channels, channels, 1, relu=False, rep=rep)
         self.act = nn.ReLU()
 
     def branches(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -125,15 +125,15 @@ class EdgeDecoder(nn.Module):
     its branches), x2 + detail branch at 1/2, depthwise 3x3 refine, 1x1 classifier, logits x2 to full size."""
 
     def __init__(self, widths: tuple[int, ...], width: int, detail: int, classes: int, dilation: int, strip: int,
-                 aux_heads: bool) -> None:
+                 aux_heads: bool, rep: bool = False) -> None:
         super().__init__()
-        self.lateral = nn.ModuleList(_conv_bn(c, width, 1, relu=False) for c in widths)
+        self.lateral = nn.ModuleList(_conv_bn(c, width, 1, relu=False, rep=rep) for c in widths)
         self.merge = nn.ReLU()
-        self.block = MultiPathBlock(width, dilation, strip, "add")
+        self.block = MultiPathBlock(width, dilation, strip, "add", rep)
         self.aux = nn.ModuleDict({name: nn.Conv2d(width, classes, 1) for name in BRANCHES}) if aux_heads else None
-        self.to_detail = _conv_bn(width, detail, 1, relu=False)
+        self.to_detail = _conv_bn(width, detail, 1, relu=False, rep=rep)
         self.detail_act = nn.ReLU()
-        self.refine = _conv_bn(detail, detail, 3, groups=detail)
+        self.refine = _conv_bn(detail, detail, 3, groups=detail, rep=rep)
         self.classifier = nn.Conv2d(detail, classes, 1)
 
     def forward(self, features: list[torch.Tensor], detail: torch.Tensor, aux: bool) -> dict[str, torch.Tensor]:
@@ -171,6 +171,7 @@ class MCFFEdgeNet(SegmentationNet):
         strips: tuple[int, ...] = (11, 9, 7),
         fusions: tuple[str, ...] = ("add", "add", "cat"),
         aux_heads: bool = True,
+        rep: bool = False,
     ) -> None:
         widths, depths, dilations, strips, fusions = map(tuple, (widths, depths, dilations, strips, fusions))
         if not len(widths) == len(depths) == len(dilations) == len(strips) == len(fusions):
@@ -178,15 +179,17 @@ class MCFFEdgeNet(SegmentationNet):
                              f"{widths}, {depths}, {dilations}, {strips}, {fusions}")
         # stem to 1/4, one 2x step per further stage; padding to this makes every size work
         super().__init__(classes=classes, stride=4 * 2 ** (len(widths) - 1))
-        self.stem = nn.Sequential(_conv_bn(3, detail, 3, stride=2), _conv_bn(detail, widths[0], 3, stride=2))
-        self.detail = _conv_bn(detail, detail, 3, groups=detail, relu=False)  # added to the decoder at 1/2
+        self.stem = nn.Sequential(_conv_bn(3, detail, 3, stride=2, rep=rep),
+                                  _conv_bn(detail, widths[0], 3, stride=2, rep=rep))
+        # added to the decoder at 1/2
+        self.detail = _conv_bn(detail, detail, 3, groups=detail, relu=False, rep=rep)
         self.stages = nn.ModuleList(
-            nn.Sequential(*[MultiPathBlock(c, d, k, fu) for _ in range(n)])
+            nn.Sequential(*[MultiPathBlock(c, d, k, fu, rep) for _ in range(n)])
             for c, n, d, k, fu in zip(widths, depths, dilations, strips, fusions, strict=True)
         )
-        self.downs = nn.ModuleList(_separable(cin, cout, stride=2)
+        self.downs = nn.ModuleList(_separable(cin, cout, stride=2, rep=rep)
                                    for cin, cout in zip(widths[:-1], widths[1:], strict=True))
-        self.decoder = EdgeDecoder(widths, decoder_width, detail, classes, dilations[0], strips[0], aux_heads)
+        self.decoder = EdgeDecoder(widths, decoder_width, detail, classes, dilations[0], strips[0], aux_heads, rep)
         self._aux = True  # forward() turns it off: the deployed graph computes the main head only
 
     @property

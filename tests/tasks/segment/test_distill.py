@@ -216,3 +216,31 @@ def test_a_term_that_drowns_the_task_loss_is_lowered_after_its_first_epoch(tmp_p
     assert r.code == 0, r.err
     rows = list(csv.DictReader((tmp_path / "segment" / "warn" / "metrics.csv").open()))
     assert [float(row["train/weight0_kd"]) for row in rows] == [2000, 2000] and "x the task loss; the labels" in r.err
+
+
+def test_rep_student_distils_and_exports_as_the_plain_student(tmp_path, tiny_seg, tiny_weights, cli):
+    """mcff-edge-n-rep trains with its extra branches (more tensors in the checkpoint) and exports the plain
+    mcff-edge-n graph: the same Conv count as the plain student's export, ONNX outputs checked by export."""
+    import onnx
+    import torch
+
+    r = cli("distill", "segment", "--teacher", tiny_weights, "--student", "mcff-edge-n-rep", "--data", tiny_seg,
+            "--method", "rfkd", *TINY, f"project={tmp_path}")
+    assert r.code == 0, r.err
+    deploy = tmp_path / "segment" / "mcff-edge-n-rep-rfkd" / "weights" / "deploy.pt"
+    trained = torch.load(deploy, weights_only=True)["state_dict"]
+    plain_keys = set(build_model("mcff-edge-n").state_dict())
+    assert plain_keys < set(trained) and any(".identity." in k for k in trained)
+    model, _ = load_checkpoint_model(deploy)
+    assert set(model.state_dict()) == plain_keys
+    out = cli("export", "--weights", deploy, "--out", tmp_path / "rep.onnx")
+    assert out.code == 0, out.err
+    plain = tmp_path / "plain.pt"
+    torch.save({"format": "defectkd-deploy-1", "model_name": "mcff-edge-n", "model_kwargs": {}, "threshold": 0.5,
+                "state_dict": model.state_dict(), "data": str(tiny_seg)}, plain)
+    assert cli("export", "--weights", plain, "--out", tmp_path / "plain.onnx").code == 0
+
+    def convs(path):
+        return sum(n.op_type == "Conv" for n in onnx.load(str(path)).graph.node)
+
+    assert convs(tmp_path / "rep.onnx") == convs(tmp_path / "plain.onnx") > 0

@@ -45,6 +45,11 @@ CLASSIFY_KEYS = ("task", "class_names", "imgsz")  # extra deploy-file keys of a 
 SPLIT_KEYS = ("val_fraction", "split_seed", "folds", "fold")
 
 
+def _deploy_config(deploy: dict) -> dict:
+    """The training-config values a deploy file carries (besides its threshold): one list for every reader."""
+    return {k: deploy[k] for k in (*CLASSIFY_KEYS, *SPLIT_KEYS, "data") if deploy.get(k) is not None}
+
+
 def save_deploy_file(checkpoint: str | Path, out: str | Path) -> Path:
     """Student-only deploy file from a training checkpoint: model name, kwargs, threshold and the bare
     model state dict (no optimiser, no teacher, no training heads' optimiser state), so that
@@ -89,9 +94,8 @@ def read_checkpoint(path: str | Path) -> dict:
         path = resolve_weights(path)
     ckpt = safe_load(path)
     if isinstance(ckpt, dict) and ckpt.get("format") == DEPLOY_FORMAT:
-        kept = {k: ckpt[k] for k in (*CLASSIFY_KEYS, *SPLIT_KEYS, "data") if k in ckpt}
         hp = {"model_name": ckpt["model_name"], "model_kwargs": ckpt["model_kwargs"],
-              "config": {"threshold": ckpt["threshold"], **kept}}
+              "config": {"threshold": ckpt["threshold"], **_deploy_config(ckpt)}}
         ckpt = {"state_dict": {f"model.{k}": v for k, v in ckpt["state_dict"].items()}, "hyper_parameters": hp}
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise WeightsError(f"{path}: not a defectkd checkpoint (no state_dict / hyper_parameters)")
@@ -125,9 +129,9 @@ def weights_facts(path: str | Path) -> tuple[str | None, str | None]:
 
 
 def weights_config(path: str | Path) -> dict:
-    """The training config a checkpoint records (a deploy file: its data folder and how it drew its validation
-    images), read cheaply; {} when the file cannot be read this way."""
+    """The training config a checkpoint records (a deploy file: what it carries of it, e.g. its data folder and how
+    it drew its validation images), read cheaply; {} when the file cannot be read this way."""
     ckpt = _cheap_load(path) or {}
     if ckpt.get("format") == DEPLOY_FORMAT:
-        return {k: ckpt[k] for k in ("data", *SPLIT_KEYS) if ckpt.get(k) is not None}
+        return _deploy_config(ckpt)
     return dict((ckpt.get("hyper_parameters") or {}).get("config") or {})

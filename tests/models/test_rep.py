@@ -106,3 +106,38 @@ def test_loading_a_rep_checkpoint_folds_it(tmp_path):
     assert set(loaded.state_dict()) == set(build_model("mcff-edge-n").state_dict())
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_pretrained_from_a_rep_run_into_the_plain_model_is_folded(tmp_path):
+    """--pretrained with a -rep run's weights into mcff-edge-n: the branches are folded, not dropped."""
+    from defectkd.models.registry import load_pretrained
+    from defectkd.models.rep import fold_state_dict
+
+    rep = build_model("mcff-edge-n-rep")
+    _random_statistics(rep, seed=3)
+    path = tmp_path / "last.pt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in rep.state_dict().items()}}, path)
+    branch = rep.state_dict()["detail.identity.weight"].clone()
+    plain = build_model("mcff-edge-n")
+    load_pretrained(plain, path)
+    x = torch.rand(1, 3, 40, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(plain.eval()(x), fuse_branches(rep.eval())(x), atol=1e-5, rtol=1e-5)
+    assert fold_state_dict(plain.state_dict()).keys() == plain.state_dict().keys()  # nothing to fold: unchanged
+    again = build_model("mcff-edge-n-rep")
+    load_pretrained(again, path)  # into the -rep model the branches load as they are
+    torch.testing.assert_close(again.state_dict()["detail.identity.weight"], branch)
+
+
+def test_pretrained_plain_weights_start_a_rep_model(tmp_path):
+    """A plain student's weights (e.g. a zoo model) fine-tune a -rep model: the shared tensors load, the branches
+    start fresh (they are more than half the -rep model's tensors, and must not make the file look foreign)."""
+    from defectkd.models.registry import load_pretrained
+
+    plain = build_model("mcff-edge-n")
+    _random_statistics(plain, seed=4)
+    path = tmp_path / "plain.pt"
+    torch.save(plain.state_dict(), path)
+    rep = build_model("mcff-edge-n-rep")
+    load_pretrained(rep, path)
+    torch.testing.assert_close(rep.state_dict()["detail.1.running_var"], plain.state_dict()["detail.1.running_var"])

@@ -10,6 +10,7 @@ from torch import nn
 
 from defectkd.core.checkpoint import safe_load
 from defectkd.core.errors import DefectKDError, WeightsError
+from defectkd.models.rep import BRANCH_KEYS, fold_state_dict
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,13 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
     if isinstance(state, dict) and hasattr(model, "pretrained_state"):  # e.g. torchvision keys for classifiers
         state = model.pretrained_state(state)
     own = model.state_dict()
+    if isinstance(state, dict) and not any(b in k for k in own for b in BRANCH_KEYS):
+        state = fold_state_dict(state)  # a -rep run's weights into a plain model: fold its training branches
     matched = set(state) & set(own)
     if matched:
-        if len(matched) < len(own) // 2:
-            raise WeightsError(f"{path}: only {len(matched)} of {len(own)} tensors match the model")
+        needed = [k for k in own if not any(b in k for b in BRANCH_KEYS)]  # a -rep model's branches may start new
+        if len(matched) < len(needed) // 2:
+            raise WeightsError(f"{path}: only {len(matched)} of {len(needed)} tensors match the model")
         try:
             model.load_state_dict(state, strict=False)
         except RuntimeError as exc:

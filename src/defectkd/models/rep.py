@@ -16,11 +16,48 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+BRANCH_KEYS = (".scale.", ".identity.")  # state-dict keys of the training branches
 
-def _fold(weight: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """A bias-free conv's weight followed by an eval-mode BN, as one conv's (weight, bias)."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    return weight * scale.reshape(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
+
+def _fold(weight: torch.Tensor, bn: dict[str, torch.Tensor], eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A bias-free conv's weight followed by an eval-mode BN (its state), as one conv's (weight, bias)."""
+    scale = bn["weight"] / torch.sqrt(bn["running_var"] + eps)
+    return weight * scale.reshape(-1, 1, 1, 1), bn["bias"] - bn["running_mean"] * scale
+
+
+def fold_tensors(state: dict[str, torch.Tensor], eps: float = 1e-5) -> dict[str, torch.Tensor]:
+    """One branched ConvBN's state ("0.weight", "1.*", "scale.0.weight", "scale.1.*", "identity.*") folded into
+    the plain one's ("0.weight", "1.*"), from the tensors alone: the kernel size and channels per group come from
+    the conv weight's shape."""
+    weight = state["0.weight"]
+    bn = {k[2:]: v for k, v in state.items() if k.startswith("1.")}
+    folded, bias = _fold(weight, bn, eps)
+    kh, kw = weight.shape[2:]
+    if "scale.0.weight" in state:
+        w1, b1 = _fold(state["scale.0.weight"], {k[8:]: v for k, v in state.items() if k.startswith("scale.1.")}, eps)
+        folded, bias = folded + F.pad(w1, (kw // 2, kw // 2, kh // 2, kh // 2)), bias + b1
+    if "identity.weight" in state:  # only where input and output channels match
+        eye = torch.zeros_like(weight)
+        idx = torch.arange(weight.shape[0])
+        eye[idx, idx % weight.shape[1], kh // 2, kw // 2] = 1.0
+        wi, bi = _fold(eye, {k[9:]: v for k, v in state.items() if k.startswith("identity.")}, eps)
+        folded, bias = folded + wi, bias + bi
+    # BN "1" then passes its input plus the summed bias: weight 1, mean 0, variance 1 - eps
+    return {"0.weight": folded, **{f"1.{k}": v for k, v in bn.items()}, "1.weight": torch.ones_like(bias),
+            "1.bias": bias, "1.running_mean": torch.zeros_like(bias),
+            "1.running_var": torch.full_like(bias, 1.0 - eps)}
+
+
+def fold_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict with training branches as the folded (deployed) model's: for `--pretrained` into a plain
+    model from a -rep run, whose branches would otherwise be dropped unfolded (a different function)."""
+    prefixes = {k.split(".scale.")[0] if ".scale." in k else k.split(".identity.")[0]
+                for k in state if any(b in k for b in BRANCH_KEYS)}
+    out = {k: v for k, v in state.items() if not any(k.startswith(p + ".") for p in prefixes)}
+    for p in prefixes:
+        folded = fold_tensors({k[len(p) + 1:]: v for k, v in state.items() if k.startswith(p + ".")})
+        out.update({f"{p}.{k}": v for k, v in folded.items()})
+    return out
 
 
 class ConvBN(nn.Module):
@@ -69,26 +106,9 @@ class ConvBN(nn.Module):
         """Fold the branches into conv "0" and BN "1" (which then passes its input plus the summed bias)."""
         if not self.branched:
             return
-        conv, bn = self[0], self[1]
-        weight, bias = _fold(conv.weight, bn)
-        kh, kw = conv.kernel_size
-        if self.scale is not None:
-            w1, b1 = _fold(self.scale[0].weight, self.scale[1])
-            weight = weight + F.pad(w1, (kw // 2, kw // 2, kh // 2, kh // 2))
-            bias = bias + b1
-        if self.identity is not None:
-            per_group = conv.in_channels // conv.groups
-            eye = torch.zeros_like(conv.weight)
-            idx = torch.arange(conv.out_channels)
-            eye[idx, idx % per_group, kh // 2, kw // 2] = 1.0
-            wi, bi = _fold(eye, self.identity)
-            weight, bias = weight + wi, bias + bi
-        conv.weight.copy_(weight)
-        bn.weight.fill_(1.0)
-        bn.bias.copy_(bias)
-        bn.running_mean.zero_()
-        bn.running_var.fill_(1.0 - bn.eps)
+        folded = fold_tensors(self.state_dict(), self[1].eps)
         self.scale = self.identity = None
+        self.load_state_dict({k: v for k, v in folded.items() if k in self.state_dict()})
 
 
 def fuse_branches(model: nn.Module) -> nn.Module:

@@ -22,6 +22,9 @@ def test_models_json(cli):
     assert rows["mcff-l"]["role"] == "student" and rows["mcff-teacher"]["role"] == "teacher"
     assert abs(rows["mcff-l"]["parameters"] - 1.18e6) / 1.18e6 <= 0.03
     assert rows["unet-r50"]["task"] == "segment"
+    for size in ("n", "s"):  # a -rep student is listed as it deploys: the plain student's size and compute
+        rep, plain = rows[f"mcff-edge-{size}-rep"], rows[f"mcff-edge-{size}"]
+        assert (rep["parameters"], rep["gmacs_448"]) == (plain["parameters"], plain["gmacs_448"])
 
 
 def test_models_table(cli):

@@ -130,8 +130,9 @@ def test_pretrained_from_a_rep_run_into_the_plain_model_is_folded(tmp_path):
 
 
 def test_pretrained_plain_weights_start_a_rep_model(tmp_path):
-    """A plain student's weights (e.g. a zoo model) fine-tune a -rep model: the shared tensors load, the branches
-    start fresh (they are more than half the -rep model's tensors, and must not make the file look foreign)."""
+    """A plain student's weights (e.g. a zoo model) start a -rep model as exactly that model: the shared tensors
+    load, the new branches' BNs start at zero (they are more than half the -rep model's tensors, and must neither
+    make the file look foreign nor add an untrained path)."""
     from defectkd.models.registry import load_pretrained
 
     plain = build_model("mcff-edge-n")
@@ -140,4 +141,35 @@ def test_pretrained_plain_weights_start_a_rep_model(tmp_path):
     torch.save(plain.state_dict(), path)
     rep = build_model("mcff-edge-n-rep")
     load_pretrained(rep, path)
-    torch.testing.assert_close(rep.state_dict()["detail.1.running_var"], plain.state_dict()["detail.1.running_var"])
+    assert float(rep.state_dict()["detail.identity.weight"].abs().sum()) == 0.0
+    x = torch.rand(2, 3, 40, 56)
+    for train in (False, True):  # the same function in eval and with batch statistics
+        rep.train(train), plain.train(train)
+        with torch.no_grad():
+            torch.testing.assert_close(rep(x), plain(x), atol=1e-5, rtol=1e-5)
+
+
+def test_folded_bn_keeps_the_trained_scale_in_training_mode():
+    """Folding a branched ConvBN whose branches are silent gives back its main conv + BN exactly, in training mode
+    too (fine-tuning a plain student from a -rep run normalises with batch statistics)."""
+    block = ConvBN(8, 8, (3, 3), groups=8, relu=False, rep=True)
+    _random_statistics(block, seed=5)
+    with torch.no_grad():
+        for bn in (block.scale[1], block.identity):
+            bn.weight.zero_(), bn.bias.zero_()
+    reference = ConvBN(8, 8, (3, 3), groups=8, relu=False)
+    reference.load_state_dict({k: v for k, v in block.state_dict().items() if k[:2] in ("0.", "1.")})
+    x = torch.randn(4, 8, 12, 12)
+    block.eval()
+    block.fuse()
+    block.train(), reference.train()
+    torch.testing.assert_close(block(x), reference(x), atol=1e-4, rtol=1e-4)
+
+
+def test_deployed_parameter_count_and_foreign_branch_names():
+    from defectkd.models.info import count_parameters
+    from defectkd.models.rep import fold_state_dict
+
+    assert count_parameters(build_model("mcff-edge-n-rep")) == count_parameters(build_model("mcff-edge-n"))
+    foreign = {"stages.0.identity.weight": torch.ones(2), "stem.0.weight": torch.ones(2, 3, 3, 3)}  # no ConvBN there
+    assert fold_state_dict(foreign) == foreign

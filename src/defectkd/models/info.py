@@ -12,11 +12,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from defectkd.models import build_model, model_spec
-from defectkd.models.rep import fuse_branches
+from defectkd.models.rep import BRANCH_KEYS, fuse_branches
 
 
 def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Parameters of the model as deployed: a -rep model's training branches (folded away on load) not counted."""
+    return sum(p.numel() for n, p in model.named_parameters() if not any(b in f".{n}" for b in BRANCH_KEYS))
 
 
 @torch.no_grad()

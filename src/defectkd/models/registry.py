@@ -10,7 +10,7 @@ from torch import nn
 
 from defectkd.core.checkpoint import safe_load
 from defectkd.core.errors import DefectKDError, WeightsError
-from defectkd.models.rep import BRANCH_KEYS, fold_state_dict
+from defectkd.models.rep import BRANCH_KEYS, fold_state_dict, silence_new_branches
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,7 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
             model.load_state_dict(state, strict=False)
         except RuntimeError as exc:
             raise WeightsError(f"{path}: tensor shapes do not fit ({str(exc).splitlines()[0][:120]})") from None
+        silence_new_branches(model, matched)  # a -rep model from plain weights starts as that model
         return
     if hasattr(model, "net") and hasattr(model.net, "encoder"):  # encoder-only file for a smp teacher
         encoder_keys = set(model.net.encoder.state_dict())

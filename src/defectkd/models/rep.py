@@ -7,8 +7,10 @@ BN after training: the deployed graph, its parameters and its speed are exactly 
 training sees extra, differently-normalised paths (MobileOne reports +0.5-1.5 top-1 for depthwise nets).
 
 `ConvBN` names its children as the plain `Sequential(conv, bn[, relu])` does ("0", "1", "2"), so a folded model's
-state dict is the plain model's and feature hooks by name still work. `fuse_branches(model)` folds every one
-in place (eval only): `load_checkpoint_model` calls it, so predict, val, export and teachers run the plain graph.
+state dict is the plain model's and feature hooks on a ConvBN or its ReLU ("2") see the same tensor before and
+after folding (a hook on its BN "1" sees the main branch only while the branches exist). `fuse_branches(model)`
+folds every one in place (eval only): `load_checkpoint_model` calls it, so predict, val, export and teachers run
+the plain graph.
 """
 from __future__ import annotations
 
@@ -19,45 +21,69 @@ from torch import nn
 BRANCH_KEYS = (".scale.", ".identity.")  # state-dict keys of the training branches
 
 
-def _fold(weight: torch.Tensor, bn: dict[str, torch.Tensor], eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """A bias-free conv's weight followed by an eval-mode BN (its state), as one conv's (weight, bias)."""
-    scale = bn["weight"] / torch.sqrt(bn["running_var"] + eps)
-    return weight * scale.reshape(-1, 1, 1, 1), bn["bias"] - bn["running_mean"] * scale
+def _scaled(weight: torch.Tensor, bn: dict[str, torch.Tensor], eps: float) -> tuple[torch.Tensor, ...]:
+    """A bias-free conv followed by an eval-mode BN is s*W x - s*mean + beta (s = gamma / sqrt(var + eps)):
+    returns (s*W, s*mean, beta, s^2 var), the parts that sum over parallel branches."""
+    s = bn["weight"] / torch.sqrt(bn["running_var"] + eps)
+    return weight * s.reshape(-1, 1, 1, 1), s * bn["running_mean"], bn["bias"], s * s * bn["running_var"]
 
 
 def fold_tensors(state: dict[str, torch.Tensor], eps: float = 1e-5) -> dict[str, torch.Tensor]:
     """One branched ConvBN's state ("0.weight", "1.*", "scale.0.weight", "scale.1.*", "identity.*") folded into
     the plain one's ("0.weight", "1.*"), from the tensors alone: the kernel size and channels per group come from
-    the conv weight's shape."""
+    the conv weight's shape.
+
+    The sum of the branches is W'x - m' + b' with W', m', b' the sums of s*W, s*mean and beta. The folded BN keeps
+    that as mean m', variance v' = sum s^2 var and weight sqrt(v' + eps): exact in eval, and in training mode
+    (fine-tuning a plain student from a -rep run) its batch normalisation still starts near the trained scale."""
     weight = state["0.weight"]
     bn = {k[2:]: v for k, v in state.items() if k.startswith("1.")}
-    folded, bias = _fold(weight, bn, eps)
+    parts = [_scaled(weight, bn, eps)]
     kh, kw = weight.shape[2:]
     if "scale.0.weight" in state:
-        w1, b1 = _fold(state["scale.0.weight"], {k[8:]: v for k, v in state.items() if k.startswith("scale.1.")}, eps)
-        folded, bias = folded + F.pad(w1, (kw // 2, kw // 2, kh // 2, kh // 2)), bias + b1
+        w1, *rest = _scaled(state["scale.0.weight"], {k[8:]: v for k, v in state.items()
+                                                       if k.startswith("scale.1.")}, eps)
+        parts.append((F.pad(w1, (kw // 2, kw // 2, kh // 2, kh // 2)), *rest))
     if "identity.weight" in state:  # only where input and output channels match
         eye = torch.zeros_like(weight)
         idx = torch.arange(weight.shape[0])
         eye[idx, idx % weight.shape[1], kh // 2, kw // 2] = 1.0
-        wi, bi = _fold(eye, {k[9:]: v for k, v in state.items() if k.startswith("identity.")}, eps)
-        folded, bias = folded + wi, bias + bi
-    # BN "1" then passes its input plus the summed bias: weight 1, mean 0, variance 1 - eps
-    return {"0.weight": folded, **{f"1.{k}": v for k, v in bn.items()}, "1.weight": torch.ones_like(bias),
-            "1.bias": bias, "1.running_mean": torch.zeros_like(bias),
-            "1.running_var": torch.full_like(bias, 1.0 - eps)}
+        parts.append(_scaled(eye, {k[9:]: v for k, v in state.items() if k.startswith("identity.")}, eps))
+    folded, mean, beta, var = (sum(p[i] for p in parts) for i in range(4))
+    return {"0.weight": folded, **{f"1.{k}": v for k, v in bn.items()}, "1.weight": torch.sqrt(var + eps),
+            "1.bias": beta, "1.running_mean": mean, "1.running_var": var}
+
+
+def _branched_prefixes(state: dict[str, torch.Tensor]) -> set[str]:
+    """Module paths of branched ConvBNs in a state dict: a "scale." or "identity." child beside a "0.weight"."""
+    prefixes = {k.split(".scale.")[0] if ".scale." in k else k.split(".identity.")[0]
+                for k in state if any(b in k for b in BRANCH_KEYS)}
+    return {p for p in prefixes if f"{p}.0.weight" in state and f"{p}.1.running_var" in state}
 
 
 def fold_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A state dict with training branches as the folded (deployed) model's: for `--pretrained` into a plain
     model from a -rep run, whose branches would otherwise be dropped unfolded (a different function)."""
-    prefixes = {k.split(".scale.")[0] if ".scale." in k else k.split(".identity.")[0]
-                for k in state if any(b in k for b in BRANCH_KEYS)}
+    prefixes = _branched_prefixes(state)
     out = {k: v for k, v in state.items() if not any(k.startswith(p + ".") for p in prefixes)}
     for p in prefixes:
         folded = fold_tensors({k[len(p) + 1:]: v for k, v in state.items() if k.startswith(p + ".")})
         out.update({f"{p}.{k}": v for k, v in folded.items()})
     return out
+
+
+def silence_new_branches(model: nn.Module, loaded: set[str]) -> None:
+    """Zero the BN weight and bias of every branch of `model` that `loaded` (the state-dict keys just loaded)
+    lacked: a -rep model started from plain weights (a zoo model) then computes exactly the plain model, and its
+    branches grow from there (their BN weights still get gradients)."""
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, ConvBN):
+                for suffix, bn in (("scale.1", module.scale[1] if module.scale is not None else None),
+                                   ("identity", module.identity)):
+                    if bn is not None and f"{name}.{suffix}.weight" not in loaded:
+                        bn.weight.zero_()
+                        bn.bias.zero_()
 
 
 class ConvBN(nn.Module):

@@ -368,3 +368,16 @@ def test_gpu_campaign_runs_end_to_end_on_the_cpu(tiny_seg, tmp_path):
     assert "failed student runs: 0" in (out / "campaign.log").read_text()  # the log is whole when the script ends
     again = subprocess.run(["bash", str(BENCH / "gpu_campaign.sh")], env=env, capture_output=True, text=True)
     assert again.returncode == 2 and "exists" in again.stdout  # never reads an earlier campaign's runs as its own
+
+
+def test_mask_widths_measures_a_straight_crack_and_reads_a_set(tiny_seg, capsys):
+    mod = _load("mask_widths")
+    for width in (1, 5, 9):
+        mask = np.zeros((40, 60), np.uint8)
+        mask[10:10 + width, 5:55] = 255
+        assert mod.centre_line_width(mask) == pytest.approx(width)
+    assert mod.centre_line_width(np.zeros((8, 8), np.uint8)) is None
+    assert mod.main(["--data", str(tiny_seg), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["split"] == "train (trained on)" and rows[1]["images"] >= 1
+    assert all(0 <= r["crack_share"] <= 1 for r in rows)

@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from defectkd.export.quantize import quantize_int8
-from defectkd.models import build_model
+from defectkd.models import build_deployed
 from defectkd.models.info import count_macs_meta, count_parameters, export_onnx_model, onnx_session
-from defectkd.models.rep import fuse_branches
 
 MODELS = ("mcff-l", "pct-tiny", "mcff-edge-n", "mcff-edge-s", "mcff-edge-m")
 
@@ -90,11 +89,10 @@ def _measure(args) -> list[dict]:
         calibration = _calibration_images(Path(tmp), args.imgsz)
         for name in args.models:
             torch.manual_seed(0)
-            model = fuse_branches(build_model(name).eval())  # a -rep student as deployed
+            model = build_deployed(name)  # a -rep student as deployed
             models[name] = model
             facts[name] = {"params_m": round(count_parameters(model) / 1e6, 3),
-                           "gmacs": round(count_macs_meta(fuse_branches(build_model(name).eval()), args.imgsz) / 1e9,
-                                          2)}
+                           "gmacs": round(count_macs_meta(build_deployed(name), args.imgsz) / 1e9, 2)}
             path = export_onnx_model(model, Path(tmp) / f"{name}.onnx", args.imgsz)
             sessions[name] = onnx_session(path, args.threads)
             quantize_int8(path, Path(tmp) / f"{name}.int8.onnx", calibration, _prepare)

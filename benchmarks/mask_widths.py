@@ -20,13 +20,14 @@ import sys
 import cv2
 import numpy as np
 
+from defectkd.data.io import read_mask
 from defectkd.data.layouts import discover
 from defectkd.tasks.segment.dataset import eval_samples, training_split
 
 
 def centre_line_width(mask: np.ndarray) -> float | None:
     """Median of 2d - 1 over the ridge (3x3 local maxima) of the mask's distance transform d; None if empty."""
-    b = (mask > 127).astype(np.uint8)
+    b = (mask > 0).astype(np.uint8)
     if not b.any():
         return None
     d = cv2.distanceTransform(b, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
@@ -37,8 +38,8 @@ def centre_line_width(mask: np.ndarray) -> float | None:
 def split_row(name: str, samples: list) -> dict:
     shares, widths = [], []
     for s in samples:
-        m = cv2.imread(str(s.mask), cv2.IMREAD_GRAYSCALE)
-        shares.append(float((m > 127).mean()))
+        m = read_mask(s.mask)  # {0, 1}, as training reads it
+        shares.append(float(m.mean()))
         w = centre_line_width(m)
         if w is not None:
             widths.append(w)

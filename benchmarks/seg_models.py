@@ -15,9 +15,8 @@ import sys
 
 import torch
 
-from defectkd.models import build_model, list_models, model_spec
+from defectkd.models import build_deployed, list_models, model_spec
 from defectkd.models.info import count_macs, count_parameters, measure_latency
-from defectkd.models.rep import fuse_branches
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.imgsz, args.rounds = 64, 1
     names = args.models or list_models("segment")
-    models = {n: fuse_branches(build_model(n).eval()) for n in names}  # -rep students as deployed
+    models = {n: build_deployed(n) for n in names}  # -rep students as deployed
     times: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(args.rounds):
         for name, model in models.items():

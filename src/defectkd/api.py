@@ -416,20 +416,19 @@ def models() -> list[dict]:
 
     The MACs are counted on the meta device (shapes only, no arithmetic), so the heavy teachers cost nothing;
     a model that cannot run there is counted with a real forward pass."""
-    from defectkd.models import build_model, list_models, model_spec
+    from defectkd.models import build_deployed, list_models, model_spec
     from defectkd.models.info import count_macs, count_macs_meta, count_parameters
-    from defectkd.models.rep import fuse_branches
 
     rows = []
     for name in list_models():
         spec = model_spec(name)
         classes = spec.defaults.get("classes", 2)
-        model = fuse_branches(build_model(name).eval())  # as deployed: a -rep model's training branches folded
+        model = build_deployed(name)  # a -rep model's training branches folded
         parameters = count_parameters(model)
         try:
             macs = count_macs_meta(model, 448)
         except (NotImplementedError, RuntimeError):
-            macs = count_macs(fuse_branches(build_model(name).eval()), 448)
+            macs = count_macs(build_deployed(name), 448)
         rows.append({"name": name, "task": spec.task, "role": spec.role,
                      "parameters": parameters, "gmacs_448": round(macs / 1e9, 2),
                      "output": TASKS[spec.task].model_output(classes),

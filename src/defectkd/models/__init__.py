@@ -9,7 +9,15 @@ from defectkd.models.detect import RetinaNetDetector
 from defectkd.models.mcff import MCFFNet
 from defectkd.models.mcff_edge import MCFFEdgeNet
 from defectkd.models.pct import PCTNet
-from defectkd.models.registry import ModelSpec, build_model, list_models, load_pretrained, model_spec, register
+from defectkd.models.registry import (
+    ModelSpec,
+    build_deployed,
+    build_model,
+    list_models,
+    load_pretrained,
+    model_spec,
+    register,
+)
 from defectkd.models.smp_teachers import SMPSegmenter
 
 register(ModelSpec(
@@ -99,6 +107,6 @@ register(ModelSpec(
 
 __all__ = [
     "CMINet", "ClassificationNet", "MCFFNet", "ModelSpec", "PCTNet", "RetinaNetDetector", "SMPSegmenter",
-    "SegmentationNet", "TorchvisionClassifier", "build_model", "crack_probability", "list_models", "load_pretrained",
-    "model_spec", "register",
+    "SegmentationNet", "TorchvisionClassifier", "build_deployed", "build_model", "crack_probability", "list_models",
+    "load_pretrained", "model_spec", "register",
 ]

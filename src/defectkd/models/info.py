@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from defectkd.models import build_model, model_spec
-from defectkd.models.rep import BRANCH_KEYS, fuse_branches
+from defectkd.models import build_deployed, model_spec
+from defectkd.models.rep import BRANCH_KEYS
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -107,7 +107,7 @@ def model_info(name: str, imgsz: int = 448, repeats: int = 10, threads: int | No
     """Parameters, GMACs and (optionally) median CPU latency / FPS of a registered model, in PyTorch eager and
     (when onnxruntime is installed) in ONNX Runtime with the same thread count."""
     spec = model_spec(name)
-    model = fuse_branches(build_model(name).eval())  # the deployed graph: training-only branches folded
+    model = build_deployed(name)  # the deployed graph: training-only branches folded
     macs = count_macs(model, imgsz)
     info = {
         "model": name, "task": spec.task, "role": spec.role, "imgsz": imgsz,

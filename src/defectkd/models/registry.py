@@ -10,7 +10,7 @@ from torch import nn
 
 from defectkd.core.checkpoint import safe_load
 from defectkd.core.errors import DefectKDError, WeightsError
-from defectkd.models.rep import BRANCH_KEYS, fold_state_dict, silence_new_branches
+from defectkd.models.rep import BRANCH_KEYS, fold_state_dict, fuse_branches, silence_new_branches
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,12 @@ def build_model(name: str, pretrained: str | Path | None = None, **kwargs) -> nn
     return model
 
 
+def build_deployed(name: str, **kwargs) -> nn.Module:
+    """A registered model as it deploys, in eval mode: a -rep student's training branches folded (models/rep.py),
+    for counting and timing what runs after export."""
+    return fuse_branches(build_model(name, **kwargs).eval())
+
+
 def load_pretrained(model: nn.Module, path: str | Path) -> None:
     """Load local weights into `model`: a full state dict, a defectkd checkpoint, or an encoder-only
     state dict (as torchvision/timm ResNet files are) for smp teachers."""
@@ -70,11 +76,11 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
     if isinstance(state, dict) and hasattr(model, "pretrained_state"):  # e.g. torchvision keys for classifiers
         state = model.pretrained_state(state)
     own = model.state_dict()
-    if isinstance(state, dict) and not any(b in k for k in own for b in BRANCH_KEYS):
+    needed = [k for k in own if not any(b in k for b in BRANCH_KEYS)]  # a -rep model's branches may start new
+    if isinstance(state, dict) and len(needed) == len(own):
         state = fold_state_dict(state)  # a -rep run's weights into a plain model: fold its training branches
     matched = set(state) & set(own)
     if matched:
-        needed = [k for k in own if not any(b in k for b in BRANCH_KEYS)]  # a -rep model's branches may start new
         if len(matched) < len(needed) // 2:
             raise WeightsError(f"{path}: only {len(matched)} of {len(needed)} tensors match the model")
         try:

@@ -21,6 +21,11 @@ from torch import nn
 BRANCH_KEYS = (".scale.", ".identity.")  # state-dict keys of the training branches
 
 
+def _children(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of `state` under `prefix` ("scale.1."), with the prefix taken off."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def _scaled(weight: torch.Tensor, bn: dict[str, torch.Tensor], eps: float) -> tuple[torch.Tensor, ...]:
     """A bias-free conv followed by an eval-mode BN is s*W x - s*mean + beta (s = gamma / sqrt(var + eps)):
     returns (s*W, s*mean, beta, s^2 var), the parts that sum over parallel branches."""
@@ -37,18 +42,17 @@ def fold_tensors(state: dict[str, torch.Tensor], eps: float = 1e-5) -> dict[str,
     that as mean m', variance v' = sum s^2 var and weight sqrt(v' + eps): exact in eval, and in training mode
     (fine-tuning a plain student from a -rep run) its batch normalisation still starts near the trained scale."""
     weight = state["0.weight"]
-    bn = {k[2:]: v for k, v in state.items() if k.startswith("1.")}
+    bn = _children(state, "1.")
     parts = [_scaled(weight, bn, eps)]
     kh, kw = weight.shape[2:]
     if "scale.0.weight" in state:
-        w1, *rest = _scaled(state["scale.0.weight"], {k[8:]: v for k, v in state.items()
-                                                       if k.startswith("scale.1.")}, eps)
+        w1, *rest = _scaled(state["scale.0.weight"], _children(state, "scale.1."), eps)
         parts.append((F.pad(w1, (kw // 2, kw // 2, kh // 2, kh // 2)), *rest))
     if "identity.weight" in state:  # only where input and output channels match
         eye = torch.zeros_like(weight)
         idx = torch.arange(weight.shape[0])
         eye[idx, idx % weight.shape[1], kh // 2, kw // 2] = 1.0
-        parts.append(_scaled(eye, {k[9:]: v for k, v in state.items() if k.startswith("identity.")}, eps))
+        parts.append(_scaled(eye, _children(state, "identity."), eps))
     folded, mean, beta, var = (sum(p[i] for p in parts) for i in range(4))
     return {"0.weight": folded, **{f"1.{k}": v for k, v in bn.items()}, "1.weight": torch.sqrt(var + eps),
             "1.bias": beta, "1.running_mean": mean, "1.running_var": var}
@@ -67,7 +71,7 @@ def fold_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     prefixes = _branched_prefixes(state)
     out = {k: v for k, v in state.items() if not any(k.startswith(p + ".") for p in prefixes)}
     for p in prefixes:
-        folded = fold_tensors({k[len(p) + 1:]: v for k, v in state.items() if k.startswith(p + ".")})
+        folded = fold_tensors(_children(state, p + "."))
         out.update({f"{p}.{k}": v for k, v in folded.items()})
     return out
 
@@ -132,9 +136,9 @@ class ConvBN(nn.Module):
         """Fold the branches into conv "0" and BN "1" (which then passes its input plus the summed bias)."""
         if not self.branched:
             return
-        folded = fold_tensors(self.state_dict(), self[1].eps)
+        folded = fold_tensors(self.state_dict(), self[1].eps)  # "0.weight" and "1.*": the plain ConvBN's keys
         self.scale = self.identity = None
-        self.load_state_dict({k: v for k, v in folded.items() if k in self.state_dict()})
+        self.load_state_dict(folded)
 
 
 def fuse_branches(model: nn.Module) -> nn.Module:
